@@ -1,0 +1,1 @@
+"""Domains, users, aliases, quotas and roles; the one place that checks a password."""

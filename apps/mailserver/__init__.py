@@ -1,0 +1,1 @@
+"""`runmailserver`: the supervisor, listener registry, signals and TLS certificates."""

@@ -1,0 +1,30 @@
+"""Django system checks for configuration a mail server cannot run well with."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+
+@register()
+def check_mail_settings(app_configs, **kwargs) -> list:
+    problems = []
+    if settings.PROFILE not in ("production", "development"):
+        problems.append(
+            Error(
+                f"MAILHOST_PROFILE={settings.PROFILE!r} is neither production nor development",
+                id="mailhost.E001",
+            )
+        )
+    if settings.MAX_MESSAGE_SIZE < 1024:
+        problems.append(Error("MAILHOST_MAX_MESSAGE_SIZE is below 1 KiB", id="mailhost.E002"))
+    ports = [addr for addr in settings.LISTENERS.values() if addr and addr[1]]
+    if len(ports) != len(set(ports)):
+        problems.append(Error("two listeners share one address", id="mailhost.E003"))
+    if settings.DEBUG:
+        problems.append(Warning("MAILHOST_DEBUG is on: never in production", id="mailhost.W001"))
+    if settings.TLS_CERT_FILE.exists() != settings.TLS_KEY_FILE.exists():
+        problems.append(
+            Error("only one of MAILHOST_TLS_CERT and MAILHOST_TLS_KEY exists", id="mailhost.E004")
+        )
+    return problems

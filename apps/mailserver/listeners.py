@@ -1,0 +1,51 @@
+"""The listener registry: each protocol app registers how to serve a bound socket.
+
+The supervisor binds every socket itself (so port 0 works in tests and it can print the
+real ports), then hands each to the protocol registered under the listener's name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ServerContext:
+    """What every listener shares: names, TLS, and the stop signal."""
+
+    hostname: str
+    tls: ssl.SSLContext
+    stop: asyncio.Event
+    extra: dict = field(default_factory=dict)
+
+
+# A starter gets the context, the listener's name and a bound, listening socket, and
+# returns the asyncio server it runs on that socket.
+Starter = Callable[[ServerContext, str, socket.socket], Awaitable[asyncio.AbstractServer]]
+
+_starters: dict[str, Starter] = {}
+
+
+def register(name: str, starter: Starter) -> None:
+    """Called from a protocol app's AppConfig.ready(): smtp, submission, imap, ..."""
+    _starters[name] = starter
+
+
+def starter_for(name: str) -> Starter | None:
+    return _starters.get(name)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.bind((host, port))
+    sock.listen(512)
+    sock.setblocking(False)
+    return sock

@@ -1,0 +1,123 @@
+"""Runs every listener, the web application and (embedded) the Celery worker on one loop.
+
+`Supervisor.run()` binds the configured addresses, starts what is registered for each,
+prints where it listens, and on SIGTERM/SIGINT closes listeners, stops the worker and
+returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import uvicorn
+from django.conf import settings
+
+from apps.mailserver import listeners, tls, worker
+from apps.mailstore import events
+
+log = logging.getLogger(__name__)
+WEB = "web"
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers: the supervisor owns SIGTERM."""
+
+    @contextmanager
+    def capture_signals(self):
+        yield
+
+
+@dataclass
+class Supervisor:
+    addresses: dict[str, tuple[str, int] | None]
+    run_worker: bool = True
+    install_signal_handlers: bool = True
+    bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    ready: asyncio.Event | None = None
+
+    async def run(self) -> None:
+        self.stop = asyncio.Event()
+        self.ready = self.ready or asyncio.Event()
+        tls.ensure_certificate(
+            settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.MAILHOST_HOSTNAME
+        )
+        context = listeners.ServerContext(
+            hostname=settings.MAILHOST_HOSTNAME,
+            tls=tls.server_context(settings.TLS_CERT_FILE, settings.TLS_KEY_FILE),
+            stop=self.stop,
+        )
+        if self.install_signal_handlers:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop.set)
+        servers = await self._start_listeners(context)
+        background = [asyncio.create_task(self._change_events())]
+        web = self._start_web()
+        if web is not None:
+            background.append(web)
+        child = worker.WorkerProcess() if self.run_worker else None
+        if child is not None:
+            background.append(asyncio.create_task(child.supervise(self.stop)))
+        self._announce()
+        self.ready.set()
+        await self.stop.wait()
+        await self._shutdown(servers, background)
+
+    async def _start_listeners(self, context: listeners.ServerContext) -> list:
+        servers = []
+        for name, address in self.addresses.items():
+            starter = listeners.starter_for(name)
+            if address is None or name == WEB or starter is None:
+                continue
+            sock = listeners.bind(*address)
+            self.bound[name] = sock.getsockname()[:2]
+            servers.append(await starter(context, name, sock))
+        return servers
+
+    def _start_web(self) -> asyncio.Task | None:
+        address = self.addresses.get(WEB)
+        if address is None:
+            return None
+        sock = listeners.bind(*address)
+        self.bound[WEB] = sock.getsockname()[:2]
+        config = uvicorn.Config(
+            "mailhost.asgi:application",
+            lifespan="off",
+            log_level="warning",
+            proxy_headers=True,
+            server_header=False,
+        )
+        self._web = _EmbeddedUvicorn(config)
+        return asyncio.create_task(self._web.serve(sockets=[sock]))
+
+    async def _change_events(self) -> None:
+        if settings.REDIS_URL:
+            await events.run_redis_listener(self.stop)
+        else:
+            await events.run_database_poller(self.stop)
+
+    def _announce(self) -> None:
+        for name, (host, port) in self.bound.items():
+            print(f"listening: {name:<12} {host}:{port}", flush=True)
+        if not self.bound:
+            print("listening: nothing (every listener is off)", flush=True)
+
+    async def _shutdown(self, servers: list, background: list[asyncio.Task]) -> None:
+        print("stopping", flush=True)
+        for server in servers:
+            server.close()
+        if getattr(self, "_web", None) is not None:
+            self._web.should_exit = True
+        _, pending = await asyncio.wait(background, timeout=10)
+        for task in pending:
+            task.cancel()
+        for server in servers:
+            try:
+                await asyncio.wait_for(server.wait_closed(), 5)
+            except TimeoutError:
+                log.warning("a listener still had open sessions at shutdown")
+        print("stopped", flush=True)

@@ -1,0 +1,64 @@
+"""TLS for every listener: a self-signed certificate when none is configured, and the
+server context (TLS 1.2 or newer only)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import logging
+import os
+import ssl
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+log = logging.getLogger(__name__)
+SELF_SIGNED_DAYS = 825  # the longest validity Apple clients accept for a TLS certificate
+
+
+def ensure_certificate(cert_file: Path, key_file: Path, hostname: str) -> bool:
+    """Write a self-signed certificate for `hostname` unless both files exist.
+    Returns True when it made one."""
+    if cert_file.exists() and key_file.exists():
+        return False
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64])])
+    now = datetime.datetime.now(datetime.UTC)
+    alt_names: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost")]
+    alt_names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=SELF_SIGNED_DAYS))
+        .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    cert_file.parent.mkdir(parents=True, exist_ok=True)
+    key_bytes = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_bytes)
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    log.info("made a self-signed certificate for %s in %s", hostname, cert_file)
+    return True
+
+
+def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+    """A server-side context allowing TLS 1.2 and 1.3 only (RFC 8996 deprecates older)."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context

@@ -1,0 +1,1 @@
+"""The mail store: folders, messages, flags, UIDs, modseq, expunge log and blobs."""

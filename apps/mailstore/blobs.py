@@ -1,0 +1,126 @@
+"""Content-addressed blob store: a message's bytes, written once, named by their SHA-256.
+
+A blob is written to a temporary file, fsynced, renamed into place and its directory
+fsynced, so once `put` returns the bytes survive a crash; a crash before that leaves at
+most a stray temporary file, never a half blob under a real name. Identical messages
+(one delivery to ten users, a COPY) share one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+
+CHUNK = 1024 * 1024
+
+
+class BlobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / key[2:4] / key
+
+    def put(self, data: bytes) -> str:
+        writer = self.writer()
+        writer.write(data)
+        return writer.commit()
+
+    def writer(self) -> BlobWriter:
+        return BlobWriter(self)
+
+    def open(self, key: str) -> BinaryIO:
+        return self.path(key).open("rb")
+
+    def read(self, key: str) -> bytes:
+        return self.path(key).read_bytes()
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        with self.open(key) as f:
+            f.seek(start)
+            return f.read(length)
+
+    def iter_chunks(self, key: str, size: int = CHUNK) -> Iterator[bytes]:
+        with self.open(key) as f:
+            while chunk := f.read(size):
+                yield chunk
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).exists()
+
+    def delete(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
+class BlobWriter:
+    """Streams bytes into a temporary file while hashing, so big messages stay off the heap."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.hash = hashlib.sha256()
+        self.size = 0
+        fd, name = tempfile.mkstemp(dir=store.tmp)
+        self.file = os.fdopen(fd, "wb")
+        self.tmp_path = Path(name)
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self.size += len(data)
+        self.file.write(data)
+
+    def commit(self) -> str:
+        """Make the blob durable under its hash and return that key."""
+        self.file.flush()
+        key = self.hash.hexdigest()
+        final = self.store.path(key)
+        if final.exists():
+            self.abort()
+            return key
+        os.fsync(self.file.fileno())
+        self.file.close()
+        created = _makedirs(final.parent)
+        os.replace(self.tmp_path, final)
+        _fsync_dir(final.parent)
+        for directory in created:
+            _fsync_dir(directory.parent)
+        return key
+
+    def abort(self) -> None:
+        self.file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+
+def _makedirs(path: Path) -> list[Path]:
+    """Create missing directories; return those created, so their parents get fsynced."""
+    created = []
+    for directory in reversed([path, *path.parents]):
+        if not directory.exists():
+            directory.mkdir(exist_ok=True)
+            created.append(directory)
+    return created
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_store: BlobStore | None = None
+
+
+def blob_store() -> BlobStore:
+    global _store
+    if _store is None or _store.root != settings.BLOB_DIR:
+        _store = BlobStore(settings.BLOB_DIR)
+    return _store

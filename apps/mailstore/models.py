@@ -1,0 +1,117 @@
+"""Folders, messages, the expunge log and per-user usage.
+
+A message's bytes live in the blob store under `blob_key`; the row holds what IMAP and the
+webmail need without reading them again: flags, envelope, body structure, sort fields.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Account(models.Model):
+    """Per-user counters: bytes and messages kept (for quota) and the next UIDVALIDITY."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_account"
+    )
+    used_bytes = models.BigIntegerField(default=0)
+    message_count = models.BigIntegerField(default=0)
+    next_uidvalidity = models.BigIntegerField()
+
+
+class Folder(models.Model):
+    """An IMAP mailbox. `name` is the full path with "/" between levels."""
+
+    class SpecialUse(models.TextChoices):
+        # RFC 6154 §2
+        NONE = "", "none"
+        DRAFTS = "\\Drafts"
+        SENT = "\\Sent"
+        TRASH = "\\Trash"
+        JUNK = "\\Junk"
+        ARCHIVE = "\\Archive"
+        ALL = "\\All"
+        FLAGGED = "\\Flagged"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    name = models.CharField(max_length=1000)
+    uidvalidity = models.BigIntegerField()
+    uidnext = models.BigIntegerField(default=1)
+    highestmodseq = models.BigIntegerField(default=1)
+    special_use = models.CharField(max_length=20, blank=True, default="")
+    subscribed = models.BooleanField(default=True)
+    # Touched by every change; the cross-process change poller looks at recent ones.
+    changed_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_folder")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Message(models.Model):
+    """One message in one folder. Copies share the blob, not the row."""
+
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    uid = models.BigIntegerField()
+    modseq = models.BigIntegerField()
+    # System flags as columns so "UNSEEN" and "DELETED" are indexable (RFC 9051 §2.3.2).
+    seen = models.BooleanField(default=False)
+    answered = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    deleted = models.BooleanField(default=False)
+    draft = models.BooleanField(default=False)
+    # Keywords, space separated with a space at each end so " $Label1 " matches with LIKE.
+    keywords = models.TextField(default=" ")
+    internal_date = models.DateTimeField()
+    size = models.BigIntegerField()
+    blob_key = models.CharField(max_length=64)
+    # Parsed once at delivery (apps.mailstore.mime), so FETCH never re-parses.
+    envelope = models.JSONField()
+    body = models.JSONField()
+    header_size = models.IntegerField()
+    subject = models.TextField(default="")
+    base_subject = models.TextField(default="")
+    from_addr = models.CharField(max_length=320, default="")
+    from_name = models.TextField(default="")
+    to_addr = models.CharField(max_length=320, default="")
+    to_name = models.TextField(default="")
+    cc_addr = models.CharField(max_length=320, default="")
+    sent_date = models.DateTimeField(null=True)
+    message_id = models.CharField(max_length=998, default="")
+    in_reply_to = models.TextField(default="")
+    references = models.TextField(default="")
+    thread_id = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["folder", "uid"], name="unique_uid")]
+        indexes = [
+            models.Index(fields=["folder", "modseq"], name="message_modseq"),
+            models.Index(fields=["blob_key"], name="message_blob"),
+        ]
+
+    SYSTEM_FLAGS = {
+        "\\Seen": "seen",
+        "\\Answered": "answered",
+        "\\Flagged": "flagged",
+        "\\Deleted": "deleted",
+        "\\Draft": "draft",
+    }
+
+    def flag_list(self) -> list[str]:
+        system = [flag for flag, field in self.SYSTEM_FLAGS.items() if getattr(self, field)]
+        return system + self.keywords.split()
+
+
+class Expunged(models.Model):
+    """A tombstone per expunged UID, so CONDSTORE/QRESYNC can report VANISHED (RFC 7162)."""
+
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="expunged")
+    uid = models.BigIntegerField()
+    modseq = models.BigIntegerField()
+
+    class Meta:
+        indexes = [models.Index(fields=["folder", "modseq"], name="expunged_modseq")]

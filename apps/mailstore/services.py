@@ -1,0 +1,508 @@
+"""The only writers of the mail store. Each function is one transaction and publishes a
+change event after it commits.
+
+Order of durability for new mail: the blob is fsynced first (blobs.py), then the row is
+committed with a synchronous commit; only then does a caller say 250 / OK. A crash between
+the two leaves an unreferenced blob, never a row without its bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from django.db import transaction
+from django.db.models import Count, F, QuerySet, Sum
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.mailstore import events, uidsets
+from apps.mailstore.blobs import blob_store
+from apps.mailstore.models import Account, Expunged, Folder, Message
+
+if TYPE_CHECKING:
+    from apps.mailstore.mime import ParsedMessage
+
+INBOX = "INBOX"
+DELIMITER = "/"
+DEFAULT_FOLDERS = [
+    (INBOX, ""),
+    ("Drafts", Folder.SpecialUse.DRAFTS),
+    ("Sent", Folder.SpecialUse.SENT),
+    ("Trash", Folder.SpecialUse.TRASH),
+    ("Junk", Folder.SpecialUse.JUNK),
+    ("Archive", Folder.SpecialUse.ARCHIVE),
+]
+
+
+class StoreError(Exception):
+    """A request the store refuses; the message is fit to show a user."""
+
+
+class QuotaExceeded(StoreError):
+    pass
+
+
+class FolderNotFound(StoreError):
+    pass
+
+
+class FolderExists(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message whose bytes are already durable in the blob store."""
+
+    blob_key: str
+    size: int
+    parsed: ParsedMessage
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> NewMessage:
+        from apps.mailstore.mime import parse_message  # parsing is only needed for new mail
+
+        return cls(blob_store().put(raw), len(raw), parse_message(raw))
+
+
+@dataclass
+class Delivery:
+    delivered: list[tuple[int, int, int]] = field(default_factory=list)  # user, folder, uid
+    over_quota: list[int] = field(default_factory=list)  # user ids
+
+
+@dataclass
+class FlagChange:
+    changed: list[tuple[int, int, list[str]]] = field(default_factory=list)  # uid, modseq, flags
+    conflicts: list[int] = field(default_factory=list)  # UNCHANGEDSINCE failures (RFC 7162)
+
+
+# --- provisioning and folders ----------------------------------------------------------
+
+
+def provision(user: User) -> None:
+    """Give a new user their counters and the default folders (RFC 6154 special-use)."""
+    with transaction.atomic():
+        Account.objects.get_or_create(user=user, defaults={"next_uidvalidity": int(time.time())})
+        for name, special_use in DEFAULT_FOLDERS:
+            if not Folder.objects.filter(user=user, name=name).exists():
+                _new_folder(user.pk, name, special_use)
+
+
+def _new_folder(user_id: int, name: str, special_use: str = "") -> Folder:
+    # UIDVALIDITY must never repeat for a name (RFC 9051 §2.3.1.1): a per-user counter
+    # started at the creation time, so a folder deleted and re-created gets a new one.
+    Account.objects.filter(user_id=user_id).update(next_uidvalidity=F("next_uidvalidity") + 1)
+    uidvalidity = Account.objects.values_list("next_uidvalidity", flat=True).get(user_id=user_id)
+    return Folder.objects.create(
+        user_id=user_id,
+        name=name,
+        uidvalidity=uidvalidity % 2**32 or 1,
+        special_use=special_use,
+        changed_at=timezone.now(),
+    )
+
+
+def normalise_folder_name(name: str) -> str:
+    """INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given."""
+    name = name.strip(DELIMITER)
+    head, sep, rest = name.partition(DELIMITER)
+    return (INBOX + sep + rest) if head.upper() == INBOX else name
+
+
+def get_folder(user_id: int, name: str) -> Folder:
+    folder = Folder.objects.filter(user_id=user_id, name=normalise_folder_name(name)).first()
+    if folder is None:
+        raise FolderNotFound(f"No folder named {name}")
+    return folder
+
+
+def create_folder(user: User, name: str, special_use: str = "") -> Folder:
+    """Create `name` and any missing parents (RFC 9051 §6.3.4)."""
+    name = normalise_folder_name(name)
+    if not name or any(not part for part in name.split(DELIMITER)):
+        raise StoreError("Invalid folder name")
+    with transaction.atomic():
+        if Folder.objects.filter(user=user, name=name).exists():
+            raise FolderExists(f"{name} already exists")
+        parts = name.split(DELIMITER)
+        for depth in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:depth])
+            if not Folder.objects.filter(user=user, name=parent).exists():
+                _new_folder(user.pk, parent)
+        folder = _new_folder(user.pk, name, special_use)
+    _publish_after_commit(user.pk, folder.pk)
+    return folder
+
+
+def delete_folder(user: User, name: str) -> None:
+    """Delete a folder and its messages; children stay (RFC 9051 §6.3.5)."""
+    folder = get_folder(user.pk, name)
+    if folder.name == INBOX:
+        raise StoreError("INBOX cannot be deleted")
+    with transaction.atomic():
+        totals = folder.messages.aggregate(n=Count("id"), size=Sum("size"))
+        _release_usage(user.pk, totals["size"] or 0, totals["n"])
+        folder.delete()
+    _publish_after_commit(user.pk, folder.pk)
+
+
+def rename_folder(user: User, old: str, new: str) -> None:
+    """Rename a folder with its children; renaming INBOX moves its messages (RFC 9051 §6.3.6)."""
+    source = get_folder(user.pk, old)
+    new = normalise_folder_name(new)
+    with transaction.atomic():
+        if Folder.objects.filter(user=user, name=new).exists():
+            raise FolderExists(f"{new} already exists")
+        if source.name == INBOX:
+            _move_inbox_contents(user, new)
+            return
+        prefix = source.name + DELIMITER
+        for child in Folder.objects.filter(user=user, name__startswith=prefix):
+            child.name = new + DELIMITER + child.name[len(prefix) :]
+            child.save(update_fields=["name"])
+        source.name = new
+        source.changed_at = timezone.now()
+        source.save(update_fields=["name", "changed_at"])
+    _publish_after_commit(user.pk, source.pk)
+
+
+def _move_inbox_contents(user: User, new: str) -> None:
+    inbox = Folder.objects.select_for_update().get(user=user, name=INBOX)
+    target = create_folder(user, new)
+    uids = list(inbox.messages.values_list("uid", flat=True))
+    inbox.messages.update(folder=target)
+    Folder.objects.filter(pk=target.pk).update(
+        uidnext=inbox.uidnext, highestmodseq=inbox.highestmodseq
+    )
+    modseq = _bump(inbox.pk, 0)[1]
+    Expunged.objects.bulk_create(Expunged(folder=inbox, uid=u, modseq=modseq) for u in uids)
+    _publish_after_commit(user.pk, inbox.pk)
+
+
+def set_subscribed(user: User, name: str, subscribed: bool) -> None:
+    Folder.objects.filter(user=user, name=normalise_folder_name(name)).update(subscribed=subscribed)
+
+
+# --- new mail ------------------------------------------------------------------------------
+
+
+def deliver(
+    message: NewMessage,
+    user_ids: Sequence[int],
+    *,
+    special_use: str = "",
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+) -> Delivery:
+    """File one message for several users at once: INBOX, or their folder with `special_use`.
+
+    A user whose quota it would exceed is skipped and reported; the others get it.
+    """
+    return deliver_many(
+        [(message, user_ids)], special_use=special_use, flags=flags, internal_date=internal_date
+    )
+
+
+def deliver_many(
+    batch: Sequence[tuple[NewMessage, Sequence[int]]],
+    *,
+    special_use: str = "",
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+) -> Delivery:
+    """Several deliveries in one transaction: one synchronous commit for the lot."""
+    result = Delivery()
+    flag_list = list(flags)
+    with transaction.atomic():
+        for message, user_ids in batch:
+            for user_id in dict.fromkeys(user_ids):
+                folder = _delivery_folder(user_id, special_use)
+                if not _charge_quota(user_id, message.size, 1):
+                    result.over_quota.append(user_id)
+                    continue
+                uid, modseq = _bump(folder.pk, 1)
+                Message.objects.create(
+                    **_row(folder.pk, uid, modseq, message, flag_list, internal_date)
+                )
+                result.delivered.append((user_id, folder.pk, uid))
+    for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
+        _publish_after_commit(user_id, folder_id)
+    return result
+
+
+def append(
+    user: User,
+    folder_name: str,
+    message: NewMessage,
+    flags: Iterable[str] = (),
+    internal_date: datetime | None = None,
+) -> tuple[int, int]:
+    """IMAP APPEND: store into a named folder; returns (UIDVALIDITY, UID) for APPENDUID."""
+    with transaction.atomic():
+        folder = get_folder(user.pk, folder_name)
+        if not _charge_quota(user.pk, message.size, 1):
+            raise QuotaExceeded("Quota exceeded")
+        uid, modseq = _bump(folder.pk, 1)
+        Message.objects.create(**_row(folder.pk, uid, modseq, message, list(flags), internal_date))
+    _publish_after_commit(user.pk, folder.pk)
+    return folder.uidvalidity, uid
+
+
+def _delivery_folder(user_id: int, special_use: str) -> Folder:
+    if special_use:
+        folder = Folder.objects.filter(user_id=user_id, special_use=special_use).first()
+        if folder is not None:
+            return folder
+    return Folder.objects.get(user_id=user_id, name=INBOX)
+
+
+def _charge_quota(user_id: int, size: int, count: int) -> bool:
+    """Add to the user's usage if it stays within quota; a conditional UPDATE, so two
+    deliveries racing for the last bytes cannot both win."""
+    quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
+    accounts = Account.objects.filter(user_id=user_id)
+    if quota > 0:
+        accounts = accounts.filter(used_bytes__lte=quota - size)
+    return bool(
+        accounts.update(used_bytes=F("used_bytes") + size, message_count=F("message_count") + count)
+    )
+
+
+def _release_usage(user_id: int, size: int, count: int) -> None:
+    Account.objects.filter(user_id=user_id).update(
+        used_bytes=F("used_bytes") - size, message_count=F("message_count") - count
+    )
+
+
+def _bump(folder_id: int, uids: int) -> tuple[int, int]:
+    """Reserve `uids` new UIDs and one new modseq in a folder; returns (first uid, modseq).
+
+    The UPDATE locks the folder row until commit (SQLite: the whole database), so UIDs
+    are unique and strictly increasing however many writers there are.
+    """
+    Folder.objects.filter(pk=folder_id).update(
+        uidnext=F("uidnext") + uids,
+        highestmodseq=F("highestmodseq") + 1,
+        changed_at=timezone.now(),
+    )
+    uidnext, modseq = Folder.objects.values_list("uidnext", "highestmodseq").get(pk=folder_id)
+    return uidnext - uids, modseq
+
+
+def _row(
+    folder_id: int,
+    uid: int,
+    modseq: int,
+    message: NewMessage,
+    flags: list[str],
+    internal_date: datetime | None,
+) -> dict:
+    parsed = message.parsed
+    return {
+        "folder_id": folder_id,
+        "uid": uid,
+        "modseq": modseq,
+        "internal_date": internal_date or timezone.now(),
+        "size": message.size,
+        "blob_key": message.blob_key,
+        **_flag_fields(flags),
+        **metadata_fields(parsed),
+    }
+
+
+def metadata_fields(parsed: ParsedMessage) -> dict:
+    """The columns parsing fills once, at delivery."""
+    return {
+        "envelope": parsed.envelope,
+        "body": parsed.body,
+        "header_size": parsed.header_size,
+        "subject": parsed.subject[:10000],
+        "base_subject": parsed.base_subject[:10000],
+        "from_addr": parsed.from_addr[:320],
+        "from_name": parsed.from_name[:1000],
+        "to_addr": parsed.to_addr[:320],
+        "to_name": parsed.to_name[:1000],
+        "cc_addr": parsed.cc_addr[:320],
+        "sent_date": parsed.sent_date,
+        "message_id": parsed.message_id[:998],
+        "in_reply_to": parsed.in_reply_to[:10000],
+        "references": " ".join(parsed.references)[:10000],
+        "thread_id": thread_key(parsed),
+    }
+
+
+def thread_key(parsed: ParsedMessage) -> int:
+    """A conversation id: the first message-id of the thread, hashed (RFC 5256 §2.2 roots
+    threads at the first References entry)."""
+    root = (parsed.references[:1] or [parsed.in_reply_to or parsed.message_id])[0]
+    if not root:
+        return 0
+    return int.from_bytes(hashlib.sha256(root.encode()).digest()[:7], "big")
+
+
+# --- flags, copy, move, expunge ----------------------------------------------------------
+
+
+def _flag_fields(flags: Iterable[str]) -> dict:
+    fields: dict = {column: False for column in Message.SYSTEM_FLAGS.values()}
+    keywords = []
+    for flag in flags:
+        column = _system_flag(flag)
+        if column:
+            fields[column] = True
+        elif flag and not flag.startswith("\\") and flag not in keywords:
+            keywords.append(flag)
+    fields["keywords"] = " " + "".join(k + " " for k in keywords)
+    return fields
+
+
+def _system_flag(flag: str) -> str | None:
+    for name, column in Message.SYSTEM_FLAGS.items():
+        if flag.lower() == name.lower():  # flags are case-insensitive (RFC 9051 §2.3.2)
+            return column
+    return None
+
+
+def _apply_flags(current: list[str], mode: str, flags: list[str]) -> list[str]:
+    lowered = {f.lower() for f in flags}
+    if mode == "replace":
+        return list(dict.fromkeys(flags))
+    if mode == "add":
+        return current + [f for f in flags if f.lower() not in {c.lower() for c in current}]
+    return [f for f in current if f.lower() not in lowered]
+
+
+def selected_messages(folder_id: int, ranges: uidsets.UidRanges) -> QuerySet[Message]:
+    """Messages of a folder with UIDs in `ranges` (normalised), ordered by UID. A large,
+    sparse set comes back as its whole span: callers check `uidsets.contains` per row."""
+    messages = Message.objects.filter(folder_id=folder_id).order_by("uid")
+    if len(ranges) <= uidsets.MAX_SQL_RANGES:
+        return messages.filter(uidsets.uid_filter(ranges))
+    return messages.filter(uidsets.span_filter(ranges))
+
+
+def store_flags(
+    user_id: int,
+    folder_id: int,
+    ranges: uidsets.UidRanges,
+    mode: str,
+    flags: Sequence[str],
+    unchanged_since: int | None = None,
+) -> FlagChange:
+    """STORE: mode is "add", "remove" or "replace". Every message whose flags change gets
+    the same new modseq (RFC 7162 §3.2); UNCHANGEDSINCE failures are reported, not changed."""
+    result = FlagChange()
+    ranges = uidsets.normalise(ranges)
+    with transaction.atomic():
+        pending = []
+        for message in _locked(folder_id, ranges):
+            if unchanged_since is not None and message.modseq > unchanged_since:
+                result.conflicts.append(message.uid)
+                continue
+            before = message.flag_list()
+            after = _apply_flags(before, mode, list(flags))
+            if sorted(before) != sorted(after):
+                pending.append((message, after))
+        if pending:
+            _, modseq = _bump(folder_id, 0)
+            for message, after in pending:
+                for column, value in _flag_fields(after).items():
+                    setattr(message, column, value)
+                message.modseq = modseq
+                result.changed.append((message.uid, modseq, message.flag_list()))
+            Message.objects.bulk_update(
+                [m for m, _ in pending],
+                [*Message.SYSTEM_FLAGS.values(), "keywords", "modseq"],
+                batch_size=500,
+            )
+    if pending:
+        _publish_after_commit(user_id, folder_id)
+    return result
+
+
+def _locked(folder_id: int, ranges: uidsets.UidRanges) -> list[Message]:
+    fields = ["pk", "uid", "modseq", "keywords", *Message.SYSTEM_FLAGS.values()]
+    return [
+        m
+        for m in selected_messages(folder_id, ranges).select_for_update().only(*fields)
+        if uidsets.contains(ranges, m.uid)
+    ]
+
+
+def copy_messages(
+    user_id: int,
+    folder_id: int,
+    ranges: uidsets.UidRanges,
+    target_name: str,
+    *,
+    expunge_source: bool = False,
+) -> tuple[int, list[int], list[int]]:
+    """COPY (or MOVE with `expunge_source`): returns (target UIDVALIDITY, source UIDs,
+    target UIDs) for COPYUID (RFC 4315 §3). The blobs are shared, not copied."""
+    ranges = uidsets.normalise(ranges)
+    with transaction.atomic():
+        target = get_folder(user_id, target_name)
+        sources = [
+            m for m in selected_messages(folder_id, ranges) if uidsets.contains(ranges, m.uid)
+        ]
+        if not sources:
+            return target.uidvalidity, [], []
+        if not expunge_source and not _charge_quota(
+            user_id, sum(m.size for m in sources), len(sources)
+        ):
+            raise QuotaExceeded("Quota exceeded")
+        first_uid, modseq = _bump(target.pk, len(sources))
+        copies = [_copy_row(m, target.pk, first_uid + i, modseq) for i, m in enumerate(sources)]
+        Message.objects.bulk_create(copies, batch_size=500)
+        if expunge_source:
+            _expunge_rows(folder_id, sources, release_quota=False)
+    _publish_after_commit(user_id, target.pk)
+    if expunge_source:
+        _publish_after_commit(user_id, folder_id)
+    return target.uidvalidity, [m.uid for m in sources], [c.uid for c in copies]
+
+
+def _copy_row(message: Message, folder_id: int, uid: int, modseq: int) -> Message:
+    values = {f.attname: getattr(message, f.attname) for f in Message._meta.concrete_fields}
+    values.update(id=None, folder_id=folder_id, uid=uid, modseq=modseq)
+    return Message(**values)
+
+
+def expunge(user_id: int, folder_id: int, ranges: uidsets.UidRanges | None = None) -> list[int]:
+    """Remove messages marked \\Deleted (only those in `ranges` when given: UID EXPUNGE,
+    RFC 4315 §2.1). Returns the expunged UIDs, ascending."""
+    with transaction.atomic():
+        doomed = Message.objects.filter(folder_id=folder_id, deleted=True).order_by("uid")
+        rows = list(doomed.only("pk", "uid", "size"))
+        if ranges is not None:
+            normalised = uidsets.normalise(ranges)
+            rows = [m for m in rows if uidsets.contains(normalised, m.uid)]
+        if rows:
+            _expunge_rows(folder_id, rows, release_quota=True, user_id=user_id)
+    if rows:
+        _publish_after_commit(user_id, folder_id)
+    return [m.uid for m in rows]
+
+
+def _expunge_rows(
+    folder_id: int, rows: list[Message], *, release_quota: bool, user_id: int = 0
+) -> None:
+    _, modseq = _bump(folder_id, 0)
+    Expunged.objects.bulk_create(
+        [Expunged(folder_id=folder_id, uid=m.uid, modseq=modseq) for m in rows], batch_size=500
+    )
+    ids = [m.pk for m in rows]
+    for start in range(0, len(ids), 500):
+        Message.objects.filter(pk__in=ids[start : start + 500]).delete()
+    if release_quota:
+        _release_usage(user_id, sum(m.size for m in rows), len(rows))
+
+
+def _publish_after_commit(user_id: int, folder_id: int) -> None:
+    transaction.on_commit(lambda: events.publish(events.Change(user_id, folder_id)))

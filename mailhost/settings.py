@@ -1,0 +1,208 @@
+"""Django settings for Mailhost, read from the environment (see README "Configuration").
+
+With no environment at all this is the embedded default: SQLite, blobs and the Celery
+broker under the data directory, listeners on loopback. `DATABASE_URL` and `REDIS_URL`
+switch to PostgreSQL and Redis for a scaled-out install.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+from pathlib import Path
+
+import dj_database_url
+
+from mailhost.env import env_address, env_bool, env_int, env_list, env_path, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = env_path("MAILHOST_DATA_DIR", BASE_DIR / "var")
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def _secret_key() -> str:
+    """The configured secret, else one generated once and kept in the data directory."""
+    configured = env_str("SECRET_KEY")
+    if configured:
+        return configured
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_text(secrets.token_urlsafe(50))
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+DEBUG = env_bool("MAILHOST_DEBUG", False)
+MAILHOST_HOSTNAME = env_str("MAILHOST_HOSTNAME") or socket.getfqdn()
+ALLOWED_HOSTS = env_list("MAILHOST_ALLOWED_HOSTS", ["localhost", "127.0.0.1", MAILHOST_HOSTNAME])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "apps.accounts",
+    "apps.mailstore",
+    "apps.mailserver",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "mailhost.urls"
+ASGI_APPLICATION = "mailhost.asgi.application"
+AUTH_USER_MODEL = "accounts.User"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database() -> dict:
+    """SQLite in the data directory unless DATABASE_URL names another database."""
+    url = env_str("DATABASE_URL")
+    if not url:
+        return {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": DATA_DIR / "mailhost.sqlite3",
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
+                # timeout instead of failing with "database is locked" mid-transaction.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                # WAL lets readers (IMAP sessions) run while a delivery writes; synchronous=FULL
+                # fsyncs the WAL at every commit, so an acknowledged delivery survives power loss.
+                "init_command": (
+                    "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                ),
+            },
+            "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
+        }
+    config = dj_database_url.parse(url)
+    if config["ENGINE"] == "django.db.backends.postgresql":
+        config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 20)}}
+    return config
+
+
+DATABASES = {"default": _database()}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "static"
+
+# --- Mail ---------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL")
+EMBEDDED = not REDIS_URL
+BLOB_DIR = env_path("MAILHOST_BLOB_DIR", DATA_DIR / "blobs")
+DEFAULT_QUOTA_BYTES = env_int("MAILHOST_DEFAULT_QUOTA", 1024**3)
+MAX_MESSAGE_SIZE = env_int("MAILHOST_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
+# Seconds a successful password check is remembered, so a client that reconnects every
+# minute does not pay a slow PBKDF2 hash each time.
+AUTH_CACHE_SECONDS = env_int("MAILHOST_AUTH_CACHE_SECONDS", 300)
+DNS_SERVERS = env_str("MAILHOST_DNS_SERVERS")
+
+# Listener profile: "production" binds the standard ports, "development" (what `make run`
+# uses) binds high ports so a user without root can try it. Both stay on loopback unless
+# MAILHOST_LISTEN_HOST or a per-listener address says otherwise.
+PROFILE = env_str("MAILHOST_PROFILE", "production")
+LISTEN_HOST = env_str("MAILHOST_LISTEN_HOST", "127.0.0.1")
+_PORTS = {
+    "production": {
+        "smtp": 25,
+        "submission": 587,
+        "submissions": 465,
+        "imap": 143,
+        "imaps": 993,
+        "pop3": 110,
+        "pop3s": 995,
+        "web": 8000,
+    },
+    "development": {
+        "smtp": 2525,
+        "submission": 2587,
+        "submissions": 2465,
+        "imap": 2143,
+        "imaps": 2993,
+        "pop3": 2110,
+        "pop3s": 2995,
+        "web": 8000,
+    },
+}
+LISTENERS = {
+    name: env_address(f"MAILHOST_{name.upper()}", f"{LISTEN_HOST}:{port}")
+    for name, port in _PORTS.get(PROFILE, _PORTS["production"]).items()
+}
+TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
+TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
+# Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
+ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
+
+# --- Celery -------------------------------------------------------------------------------
+if EMBEDDED:
+    _queue_dir = DATA_DIR / "queue"
+    for _sub in ("in", "processed"):
+        (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_queue_dir / "in"),
+        "data_folder_out": str(_queue_dir / "in"),
+        "processed_folder": str(_queue_dir / "processed"),
+        "store_processed": False,
+    }
+else:
+    CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+
+# --- Caches (the auth cache and throttles; Redis when scaled out) -------------------------
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("MAILHOST_LOG_LEVEL", "INFO")},
+}
+CELERY_BEAT_SCHEDULE = {
+    "collect-blobs": {"task": "mailstore.collect_blobs", "schedule": 3600.0},
+}

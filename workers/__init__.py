@@ -1,0 +1,1 @@
+"""Thin Celery tasks that call app services."""
