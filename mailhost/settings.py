@@ -48,6 +48,10 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.mailstore",
     "apps.mailserver",
+    "apps.smtp",
+    "apps.imap",
+    "apps.pop3",
+    "apps.relay",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +112,9 @@ def _database() -> dict:
 
 
 DATABASES = {"default": _database()}
+# Points a helper process (a test's Celery worker) at another database of the same server.
+if env_str("MAILHOST_DB_NAME"):
+    DATABASES["default"]["NAME"] = env_str("MAILHOST_DB_NAME")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -132,6 +139,15 @@ MAX_MESSAGE_SIZE = env_int("MAILHOST_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
 # minute does not pay a slow PBKDF2 hash each time.
 AUTH_CACHE_SECONDS = env_int("MAILHOST_AUTH_CACHE_SECONDS", 300)
 DNS_SERVERS = env_str("MAILHOST_DNS_SERVERS")
+SMTP_MAX_CONNECTIONS = env_int("MAILHOST_SMTP_MAX_CONNECTIONS", 1000)
+SMTP_MAX_PER_IP = env_int("MAILHOST_SMTP_MAX_PER_IP", 20)
+SUBMISSION_RATE_PER_HOUR = env_int("MAILHOST_SUBMISSION_RATE_PER_HOUR", 500)
+# Loopback clients may relay without AUTH only when this is on (a local web app, say).
+RELAY_FROM_LOOPBACK = env_bool("MAILHOST_RELAY_FROM_LOOPBACK", False)
+# What to do when DMARC fails under p=reject: "reject" (550 at end of DATA) or "junk".
+DMARC_REJECT_ACTION = env_str("MAILHOST_DMARC_REJECT_ACTION", "reject")
+# Messages larger than this skip DKIM body verification (dkimpy needs them in memory).
+DKIM_VERIFY_MAX_BYTES = env_int("MAILHOST_DKIM_VERIFY_MAX_BYTES", 16 * 1024 * 1024)
 
 # Listener profile: "production" binds the standard ports, "development" (what `make run`
 # uses) binds high ports so a user without root can try it. Both stay on loopback unless
@@ -172,7 +188,7 @@ ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK
 # --- Celery -------------------------------------------------------------------------------
 if EMBEDDED:
     _queue_dir = DATA_DIR / "queue"
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_queue_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -180,6 +196,7 @@ if EMBEDDED:
         "data_folder_out": str(_queue_dir / "in"),
         "processed_folder": str(_queue_dir / "processed"),
         "store_processed": False,
+        "control_folder": str(_queue_dir / "control"),
     }
 else:
     CELERY_BROKER_URL = REDIS_URL
@@ -202,7 +219,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("MAILHOST_LOG_LEVEL", "INFO")},
+    # aiosmtpd logs every command at INFO; its warnings and errors are enough.
+    "loggers": {"mail.log": {"level": "WARNING"}},
 }
 CELERY_BEAT_SCHEDULE = {
     "collect-blobs": {"task": "mailstore.collect_blobs", "schedule": 3600.0},
+    "sweep-incoming": {"task": "inbound.sweep", "schedule": 30.0},
 }

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from apps.accounts import throttle
 from apps.accounts.addresses import normalise, split_address, strip_subaddress
 from apps.accounts.models import Alias, AppPassword, Domain, User
 
@@ -38,7 +39,7 @@ def is_local_domain(domain_name: str) -> bool:
     return Domain.objects.filter(name=domain_name.lower().rstrip(".")).exists()
 
 
-def resolve(address: str, _depth: int = 0) -> Recipients:
+def resolve(address: str, _depth: int = 0, *, use_catch_all: bool = True) -> Recipients:
     """Who receives mail sent to `address`. Empty when nobody here does.
 
     Order: an enabled user; an alias; the same two without a +tag; the domain's catch-all.
@@ -56,9 +57,17 @@ def resolve(address: str, _depth: int = 0) -> Recipients:
     found = _resolve_local_part(domain, local.lower(), _depth)
     if found is None and (base := strip_subaddress(local.lower())):
         found = _resolve_local_part(domain, base, _depth)
-    if found is None and domain.catch_all:
+    if found is None and domain.catch_all and use_catch_all:
         found = resolve(domain.catch_all, _depth + 1)
     return found or Recipients()
+
+
+def is_alias(address: str) -> bool:
+    local, domain_name = split_address(address)
+    base = strip_subaddress(local.lower()) or local.lower()
+    return Alias.objects.filter(
+        domain__name=domain_name, local_part__in=[local.lower(), base], is_active=True
+    ).exists()
 
 
 def _resolve_local_part(domain: Domain, local: str, depth: int) -> Recipients | None:
@@ -139,3 +148,23 @@ def create_alias(address: str, targets: list[str]) -> Alias:
     return Alias.objects.create(
         domain=domain, local_part=local.lower(), targets="\n".join(normalise(t) for t in targets)
     )
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    blocked: bool = False  # too many failures: refuse without checking
+    delay: float = 0.0  # seconds the protocol waits before saying no
+
+
+def login(address: str, password: str, ip: str) -> LoginResult:
+    """Check a login from a client at `ip`, with the shared failed-login throttle."""
+    verdict = throttle.check(ip, address)
+    if verdict.blocked:
+        return LoginResult(None, blocked=True)
+    user = check_credentials(address, password)
+    if user is None:
+        throttle.record_failure(ip, address)
+        return LoginResult(None, delay=throttle.check(ip, address).delay)
+    throttle.record_success(ip, address)
+    return LoginResult(user)

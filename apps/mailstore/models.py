@@ -115,3 +115,32 @@ class Expunged(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["folder", "modseq"], name="expunged_modseq")]
+
+
+class Incoming(models.Model):
+    """A message accepted by SMTP (or the webmail) and durable, waiting for the inbound
+    pipeline to score it, file it for local users and hand remote recipients to the relay.
+
+    SMTP says 250 only once this row has committed; the pipeline deletes it in the same
+    transaction that files the message, so a crash anywhere files it exactly once.
+    """
+
+    class Source(models.TextChoices):
+        MX = "mx"
+        SUBMISSION = "submission"
+
+    blob_key = models.CharField(max_length=64)
+    size = models.BigIntegerField()
+    source = models.CharField(max_length=20, choices=Source.choices)
+    mail_from = models.CharField(max_length=320, blank=True, default="")
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # [{"address": ..., "user_ids": [...], "external": [...], "notify": [...], "orcpt": ...}]
+    recipients = models.JSONField()
+    envid = models.CharField(max_length=100, blank=True, default="")
+    ret = models.CharField(max_length=4, blank=True, default="")
+    # SPF, DKIM and DMARC outcomes, for spam scoring.
+    auth_results = models.JSONField(default=dict)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.IntegerField(default=0)

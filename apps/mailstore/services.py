@@ -69,6 +69,13 @@ class NewMessage:
 
         return cls(blob_store().put(raw), len(raw), parse_message(raw))
 
+    @classmethod
+    def from_blob(cls, blob_key: str, size: int) -> NewMessage:
+        """A message already in the blob store (accepted by SMTP), parsed now."""
+        from apps.mailstore.mime import parse_message
+
+        return cls(blob_key, size, parse_message(blob_store().read(blob_key)))
+
 
 @dataclass
 class Delivery:
@@ -199,13 +206,18 @@ def deliver(
     special_use: str = "",
     flags: Iterable[str] = (),
     internal_date: datetime | None = None,
+    enforce_quota: bool = True,
 ) -> Delivery:
     """File one message for several users at once: INBOX, or their folder with `special_use`.
 
     A user whose quota it would exceed is skipped and reported; the others get it.
     """
     return deliver_many(
-        [(message, user_ids)], special_use=special_use, flags=flags, internal_date=internal_date
+        [(message, user_ids)],
+        special_use=special_use,
+        flags=flags,
+        internal_date=internal_date,
+        enforce_quota=enforce_quota,
     )
 
 
@@ -215,6 +227,7 @@ def deliver_many(
     special_use: str = "",
     flags: Iterable[str] = (),
     internal_date: datetime | None = None,
+    enforce_quota: bool = True,
 ) -> Delivery:
     """Several deliveries in one transaction: one synchronous commit for the lot."""
     result = Delivery()
@@ -223,7 +236,7 @@ def deliver_many(
         for message, user_ids in batch:
             for user_id in dict.fromkeys(user_ids):
                 folder = _delivery_folder(user_id, special_use)
-                if not _charge_quota(user_id, message.size, 1):
+                if not _charge_quota(user_id, message.size, 1, enforce=enforce_quota):
                     result.over_quota.append(user_id)
                     continue
                 uid, modseq = _bump(folder.pk, 1)
@@ -262,16 +275,23 @@ def _delivery_folder(user_id: int, special_use: str) -> Folder:
     return Folder.objects.get(user_id=user_id, name=INBOX)
 
 
-def _charge_quota(user_id: int, size: int, count: int) -> bool:
+def _charge_quota(user_id: int, size: int, count: int, enforce: bool = True) -> bool:
     """Add to the user's usage if it stays within quota; a conditional UPDATE, so two
     deliveries racing for the last bytes cannot both win."""
     quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
     accounts = Account.objects.filter(user_id=user_id)
-    if quota > 0:
+    if quota > 0 and enforce:
         accounts = accounts.filter(used_bytes__lte=quota - size)
     return bool(
         accounts.update(used_bytes=F("used_bytes") + size, message_count=F("message_count") + count)
     )
+
+
+def is_over_quota(user_id: int) -> bool:
+    """Whether the user's mailbox is full (RCPT-time check, RFC 3463 4.2.2)."""
+    quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
+    used = Account.objects.values_list("used_bytes", flat=True).get(user_id=user_id)
+    return quota > 0 and used >= quota
 
 
 def _release_usage(user_id: int, size: int, count: int) -> None:
@@ -506,3 +526,20 @@ def _expunge_rows(
 
 def _publish_after_commit(user_id: int, folder_id: int) -> None:
     transaction.on_commit(lambda: events.publish(events.Change(user_id, folder_id)))
+
+
+def delete_messages(user_id: int, folder_id: int, uids: Sequence[int]) -> list[int]:
+    """Expunge exactly these UIDs, whatever their flags (POP3 DELE at QUIT, RFC 1939 §6),
+    in one transaction. Returns the UIDs that were still there."""
+    ranges = uidsets.to_ranges(uids)
+    with transaction.atomic():
+        rows = [
+            m
+            for m in selected_messages(folder_id, ranges).only("pk", "uid", "size")
+            if uidsets.contains(ranges, m.uid)
+        ]
+        if rows:
+            _expunge_rows(folder_id, rows, release_quota=True, user_id=user_id)
+    if rows:
+        _publish_after_commit(user_id, folder_id)
+    return [m.uid for m in rows]

@@ -1,0 +1,1 @@
+"""Outbound relay: the queue table, delivery attempts, MX routing, DSNs."""

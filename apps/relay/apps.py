@@ -1,0 +1,8 @@
+"""Django app configuration for the outbound relay."""
+
+from django.apps import AppConfig
+
+
+class RelayConfig(AppConfig):
+    name = "apps.relay"
+    label = "relay"

@@ -1,0 +1,161 @@
+"""What the SMTP listeners decide: AUTH, MAIL, RCPT policy, and accepting a message.
+
+MX (port 25) checks SPF, DKIM and DMARC and writes Authentication-Results; submission
+(587/465) requires AUTH and checks that the sender is the user's. Either way 250 comes only
+after the message's blob and its Incoming row are durable (apps.mailstore.inbound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+
+from apps.accounts import services as accounts
+from apps.mailserver.limits import is_loopback
+from apps.mailstore import inbound
+from apps.mailstore.blobs import blob_store
+from apps.smtp import headers, policy, replies
+from apps.smtp.data import Spool
+from apps.smtp.params import MailFrom, RcptTo
+
+log = logging.getLogger(__name__)
+
+
+def in_thread(fn, *args, **kwargs):
+    """Run blocking work (database, DNS, hashing, fsync) off the event loop."""
+    return sync_to_async(partial(fn, *args, **kwargs), thread_sensitive=False)()
+
+
+class MailHandler:
+    def __init__(self, *, submission: bool, hostname: str, spool_dir: str | None = None):
+        self.submission = submission
+        self.hostname = hostname
+        self.spool_dir = spool_dir
+
+    def new_spool(self) -> Spool:
+        return Spool(settings.MAX_MESSAGE_SIZE, self.spool_dir)
+
+    def plaintext_auth_allowed(self, ip: str) -> bool:
+        return settings.ALLOW_PLAINTEXT_AUTH_LOOPBACK and is_loopback(ip)
+
+    async def authenticate(self, server, login: str, password: str) -> str:
+        result = await in_thread(accounts.login, login, password, server.peer_ip())
+        if result.blocked:
+            return replies.AUTH_THROTTLED
+        if result.user is None:
+            await asyncio.sleep(result.delay)
+            return replies.AUTH_INVALID
+        server.session.authenticated = True
+        server.session.auth_data = result.user
+        return replies.AUTH_OK
+
+    async def handle_MAIL(self, server, session, envelope, mail: MailFrom) -> str:
+        user = session.auth_data if session.authenticated else None
+        if self.submission and user is None:
+            return replies.AUTH_REQUIRED
+        if (
+            server.listener == "submission"
+            and not server.is_encrypted()
+            and not (self.plaintext_auth_allowed(server.peer_ip()))
+        ):
+            return replies.MUST_STARTTLS
+        if user is not None:
+            if not await in_thread(policy.sender_owned, user.pk, mail.address):
+                return replies.SENDER_NOT_OWNED
+            if not await in_thread(policy.take_send_slot, user.pk):
+                return replies.RATE_LIMITED
+        return replies.OK
+
+    async def handle_RCPT(self, server, session, envelope, rcpt: RcptTo):
+        user = session.auth_data if session.authenticated else None
+        relay_ok = settings.RELAY_FROM_LOOPBACK and is_loopback(server.peer_ip())
+        verdict = await in_thread(
+            policy.check_recipient, rcpt.address, user.pk if user else None, relay_ok
+        )
+        if not verdict.accepted:
+            return verdict.reply, None
+        accepted = {
+            "address": rcpt.address,
+            "user_ids": verdict.user_ids,
+            "external": verdict.external,
+            "notify": rcpt.notify,
+            "orcpt": rcpt.orcpt,
+        }
+        return verdict.reply, accepted
+
+    async def handle_message(self, server, session, envelope, spool: Spool) -> str:
+        try:
+            return await in_thread(
+                self._accept, server.peer_ip(), session, envelope, spool, server.is_encrypted()
+            )
+        except Exception:
+            log.exception("could not accept a message from %s", server.peer_ip())
+            return replies.TEMPORARY_FAILURE
+
+    def _accept(self, ip: str, session, envelope, spool: Spool, encrypted: bool) -> str:
+        user = session.auth_data if session.authenticated else None
+        head = spool.head(headers.HEADER_SCAN_LIMIT)
+        qid = headers.queue_id()
+        if user is not None:
+            owned = all(policy.sender_owned(user.pk, a) for a in headers.from_addresses(head))
+            if not owned or not headers.from_addresses(head):
+                return replies.SENDER_NOT_OWNED
+            prefix = headers.missing_submission_headers(head, envelope.mail_from, self.hostname)
+            auth_results: dict = {}
+        else:
+            verdict = self._check_authentication(ip, session, envelope, spool)
+            if verdict is not None and verdict.reject:
+                return replies.DMARC_REJECT
+            prefix = verdict.header_bytes if verdict is not None else b""
+            auth_results = verdict.summary if verdict is not None else {}
+        trace = headers.received(
+            helo=session.host_name or "unknown",
+            ip=ip,
+            hostname=self.hostname,
+            protocol=headers.protocol_name(
+                session.extended_smtp, encrypted, user is not None, envelope.smtp_utf8
+            ),
+            qid=qid,
+            recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
+        )
+        blob_key, size = self._store_blob(trace + prefix, spool)
+        with transaction.atomic():
+            inbound.accept(
+                blob_key=blob_key,
+                size=size,
+                source="submission" if user is not None else "mx",
+                recipients=envelope.recipients,
+                mail_from=envelope.mail_from or "",
+                sender_id=user.pk if user is not None else None,
+                envid=envelope.mail.envid or "",
+                ret=envelope.mail.ret or "",
+                auth_results=auth_results,
+            )
+        return replies.QUEUED.format(qid)
+
+    def _store_blob(self, prefix: bytes, spool: Spool) -> tuple[str, int]:
+        writer = blob_store().writer()
+        try:
+            writer.write(prefix)
+            for chunk in spool.chunks():
+                writer.write(chunk)
+            return writer.commit(), writer.size
+        except BaseException:
+            writer.abort()
+            raise
+
+    def _check_authentication(self, ip: str, session, envelope, spool: Spool):
+        from apps.smtp.authcheck import check_inbound
+
+        return check_inbound(
+            ip=ip,
+            helo=session.host_name or "",
+            mail_from=envelope.mail_from,
+            spool=spool,
+            authserv_id=self.hostname,
+        )

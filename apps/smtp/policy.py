@@ -1,0 +1,66 @@
+"""SMTP decisions that need the database: who may receive, who may send as whom, rates.
+
+Plain synchronous functions; the handler runs them off the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.cache import cache
+
+from apps.accounts import services as accounts
+from apps.accounts.addresses import normalise, split_address
+from apps.mailstore import services as store
+from apps.smtp import replies
+
+RATE_WINDOW_SECONDS = 3600
+
+
+@dataclass
+class RecipientVerdict:
+    reply: str
+    user_ids: list[int] = field(default_factory=list)
+    external: list[str] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> bool:
+        return self.reply.startswith("250")
+
+
+def check_recipient(address: str, sender_id: int | None, relay_ok: bool) -> RecipientVerdict:
+    """RCPT TO: a local address must reach an enabled user (550 5.1.1) whose mailbox is
+    not full (452 4.2.2); a remote one needs an authenticated sender (554 5.7.1)."""
+    _, domain = split_address(address)
+    if not accounts.is_local_domain(domain):
+        if sender_id is None and not relay_ok:
+            return RecipientVerdict(replies.RELAY_DENIED)
+        return RecipientVerdict(replies.OK, external=[normalise(address)])
+    found = accounts.resolve(address)
+    if not found:
+        return RecipientVerdict(replies.UNKNOWN_USER)
+    if any(store.is_over_quota(user_id) for user_id in found.user_ids):
+        return RecipientVerdict(replies.MAILBOX_FULL)
+    return RecipientVerdict(replies.OK, user_ids=found.user_ids, external=found.external)
+
+
+def sender_owned(user_id: int, address: str) -> bool:
+    """The user's own address (with or without a +tag) or an alias that reaches them.
+    A catch-all does not count: it would let its owner send as anyone at the domain."""
+    if not address:
+        return False
+    found = accounts.resolve(address, use_catch_all=False)
+    return found.user_ids == [user_id] or (user_id in found.user_ids and accounts.is_alias(address))
+
+
+def take_send_slot(user_id: int) -> bool:
+    """Per-user submission rate (messages per hour); False when the user is over it."""
+    key = f"smtp:rate:{user_id}"
+    cache.add(key, 0, RATE_WINDOW_SECONDS)
+    try:
+        count = cache.incr(key)
+    except ValueError:
+        cache.add(key, 1, RATE_WINDOW_SECONDS)
+        count = 1
+    return count <= settings.SUBMISSION_RATE_PER_HOUR

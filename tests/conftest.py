@@ -1,0 +1,129 @@
+"""Shared fixtures: personas alice, bob and carol, and a running mail server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RunningServer
+
+PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Persona:
+    address: str
+    password: str
+    user: object
+
+    @property
+    def id(self) -> int:
+        return self.user.pk  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_blob_dir(tmp_path_factory):
+    """One blob directory for the run, shared with worker processes through the env."""
+    from django.conf import settings
+
+    blob_dir = tmp_path_factory.mktemp("blobs")
+    settings.BLOB_DIR = blob_dir
+    os.environ["MAILHOST_BLOB_DIR"] = str(blob_dir)
+    return blob_dir
+
+
+@pytest.fixture(autouse=True)
+def _fast_hashing(settings):
+    # Real Django hashers, but a cheap one: tests create many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    from django.core.cache import cache
+
+    cache.clear()  # throttles and the auth cache start fresh in every test
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker):
+    """A real Celery worker process on the test database (embedded broker or Redis)."""
+    from django.conf import settings
+    from django.db import connection
+
+    queue = settings.DATA_DIR / "queue"
+    for sub in ("in", "processed"):
+        for stale in (queue / sub).glob("*"):
+            stale.unlink(missing_ok=True)
+    env = {**os.environ, "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"])}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "mailhost",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            "4",
+            "--loglevel",
+            "WARNING",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    yield process
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def _make_personas(quota: int = 0) -> dict[str, Persona]:
+    from apps.accounts import services
+    from apps.accounts.models import Domain
+
+    Domain.objects.get_or_create(name="example.org")
+    people = {}
+    for name in ("alice", "bob", "carol"):
+        address = f"{name}@example.org"
+        user = services.create_user(address, PASSWORD, quota_bytes=quota)
+        people[name] = Persona(address, PASSWORD, user)
+    return people
+
+
+@pytest.fixture
+def personas(db) -> dict[str, Persona]:
+    return _make_personas()
+
+
+@pytest.fixture
+def live_personas(transactional_db) -> dict[str, Persona]:
+    """Personas committed for real, for tests where a server thread or process reads them."""
+    return _make_personas()
+
+
+@pytest.fixture
+def alice(personas) -> Persona:
+    return personas["alice"]
+
+
+@pytest.fixture
+def mailserver(transactional_db):
+    server = RunningServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailsystem(mailserver, celery_worker):
+    """The server and a worker filing what it accepts: mail goes all the way to folders."""
+    return mailserver

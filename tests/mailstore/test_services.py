@@ -1,0 +1,183 @@
+"""The store's writers: folders, delivery, quota, flags, copy, move, expunge."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.accounts.models import User
+from apps.mailstore import services
+from apps.mailstore.blobs import blob_store
+from apps.mailstore.models import Account, Expunged, Folder, Message
+
+ALL = [(1, 2**31)]
+
+
+def message(n: int = 1, size: int = 0) -> services.NewMessage:
+    raw = (
+        f"From: Bob <bob@example.org>\r\nTo: alice@example.org\r\nSubject: Hello {n}\r\n"
+        f"Message-ID: <m{n}@example.org>\r\n\r\nBody {n}\r\n" + "y" * size
+    ).encode()
+    return services.NewMessage.from_bytes(raw)
+
+
+def inbox(persona) -> Folder:
+    return Folder.objects.get(user_id=persona.id, name="INBOX")
+
+
+def test_a_new_user_has_the_default_folders_with_special_use(alice):
+    folders = dict(Folder.objects.filter(user_id=alice.id).values_list("name", "special_use"))
+    assert folders == {
+        "INBOX": "",
+        "Drafts": "\\Drafts",
+        "Sent": "\\Sent",
+        "Trash": "\\Trash",
+        "Junk": "\\Junk",
+        "Archive": "\\Archive",
+    }
+    validities = Folder.objects.filter(user_id=alice.id).values_list("uidvalidity", flat=True)
+    assert len(set(validities)) == 6
+
+
+def test_deliveries_get_increasing_uids_and_modseqs(alice):
+    for n in range(1, 4):
+        services.deliver(message(n), [alice.id])
+    rows = list(Message.objects.filter(folder=inbox(alice)).order_by("uid"))
+    assert [m.uid for m in rows] == [1, 2, 3]
+    assert rows[0].modseq < rows[1].modseq < rows[2].modseq
+    assert inbox(alice).uidnext == 4
+    assert inbox(alice).highestmodseq == rows[2].modseq
+    assert rows[0].subject == "Hello 1" and rows[0].from_addr == "bob@example.org"
+
+
+def test_one_delivery_to_several_users_stores_the_bytes_once(personas):
+    alice, bob = personas["alice"], personas["bob"]
+    blobs_before = len(list(blob_store().root.glob("??/??/*")))
+    new = message(size=12345)
+    result = services.deliver(new, [alice.id, bob.id, alice.id])
+    assert len(result.delivered) == 2
+    keys = set(Message.objects.values_list("blob_key", flat=True))
+    assert keys == {new.blob_key}
+    assert blob_store().read(new.blob_key).startswith(b"From: Bob")
+    assert len(list(blob_store().root.glob("??/??/*"))) <= blobs_before + 1
+
+
+def test_a_delivery_over_quota_is_refused_and_changes_nothing(personas):
+    alice, bob = personas["alice"], personas["bob"]
+    User.objects.filter(pk=alice.id).update(quota_bytes=5000)
+    services.deliver(message(1, size=3000), [alice.id])
+    before = Account.objects.get(user_id=alice.id).used_bytes
+    result = services.deliver(message(2, size=3000), [alice.id, bob.id])
+    assert result.over_quota == [alice.id]
+    assert [u for u, _, _ in result.delivered] == [bob.id]
+    assert Message.objects.filter(folder=inbox(alice)).count() == 1
+    assert Account.objects.get(user_id=alice.id).used_bytes == before
+    assert inbox(alice).uidnext == 2
+
+
+def test_append_over_quota_raises_a_clear_error(alice):
+    User.objects.filter(pk=alice.id).update(quota_bytes=100)
+    with pytest.raises(services.QuotaExceeded, match="Quota exceeded"):
+        services.append(alice.user, "Drafts", message(1, size=200))
+    assert not Message.objects.exists()
+
+
+def test_delivery_to_the_junk_special_use_folder(alice):
+    services.deliver(message(), [alice.id], special_use="\\Junk")
+    assert Message.objects.get().folder.name == "Junk"
+
+
+def test_store_flags_add_remove_replace_and_bump_modseq(alice):
+    services.deliver(message(1), [alice.id])
+    services.deliver(message(2), [alice.id])
+    folder = inbox(alice)
+    changed = services.store_flags(alice.id, folder.pk, [(1, 2)], "add", ["\\Seen", "$Work"])
+    assert [(uid, flags) for uid, _, flags in changed.changed] == [
+        (1, ["\\Seen", "$Work"]),
+        (2, ["\\Seen", "$Work"]),
+    ]
+    modseq = changed.changed[0][1]
+    assert modseq > folder.highestmodseq
+    again = services.store_flags(alice.id, folder.pk, [(1, 1)], "add", ["\\seen"])
+    assert again.changed == []  # nothing changed, no new modseq
+    removed = services.store_flags(alice.id, folder.pk, [(2, 2)], "remove", ["$work"])
+    assert removed.changed[0][2] == ["\\Seen"]
+    replaced = services.store_flags(alice.id, folder.pk, [(1, 1)], "replace", ["\\Flagged"])
+    assert replaced.changed[0][2] == ["\\Flagged"]
+    assert Message.objects.filter(seen=True).count() == 1
+
+
+def test_unchangedsince_refuses_messages_changed_later(alice):
+    services.deliver(message(1), [alice.id])
+    services.deliver(message(2), [alice.id])
+    folder = inbox(alice)
+    first = Message.objects.get(uid=1).modseq
+    result = services.store_flags(
+        alice.id, folder.pk, ALL, "add", ["\\Seen"], unchanged_since=first
+    )
+    assert result.conflicts == [2]
+    assert [uid for uid, _, _ in result.changed] == [1]
+
+
+def test_copy_gives_new_uids_shares_blobs_and_counts_quota(alice):
+    for n in range(3):
+        services.deliver(message(n), [alice.id])
+    validity, source, target = services.copy_messages(
+        alice.id, inbox(alice).pk, [(2, 3)], "Archive"
+    )
+    archive = Folder.objects.get(user_id=alice.id, name="Archive")
+    assert (validity, source, target) == (archive.uidvalidity, [2, 3], [1, 2])
+    assert Message.objects.filter(folder=archive).count() == 2
+    assert Account.objects.get(user_id=alice.id).message_count == 5
+
+
+def test_move_expunges_the_source_with_tombstones(alice):
+    for n in range(3):
+        services.deliver(message(n), [alice.id])
+    folder = inbox(alice)
+    services.copy_messages(alice.id, folder.pk, [(1, 1), (3, 3)], "Trash", expunge_source=True)
+    assert list(Message.objects.filter(folder=folder).values_list("uid", flat=True)) == [2]
+    assert sorted(Expunged.objects.filter(folder=folder).values_list("uid", flat=True)) == [1, 3]
+    assert Account.objects.get(user_id=alice.id).message_count == 3
+
+
+def test_expunge_removes_only_deleted_messages_in_the_given_set(alice):
+    for n in range(4):
+        services.deliver(message(n), [alice.id])
+    folder = inbox(alice)
+    services.store_flags(alice.id, folder.pk, [(1, 3)], "add", ["\\Deleted"])
+    assert services.expunge(alice.id, folder.pk, [(2, 4)]) == [2, 3]
+    assert services.expunge(alice.id, folder.pk) == [1]
+    assert list(Message.objects.values_list("uid", flat=True)) == [4]
+    tomb = Expunged.objects.filter(folder=folder).order_by("uid")
+    assert [t.uid for t in tomb] == [1, 2, 3]
+    assert Account.objects.get(user_id=alice.id).message_count == 1
+
+
+def test_create_rename_and_delete_folders(alice):
+    services.create_folder(alice.user, "Projects/2026/Q4")
+    names = set(Folder.objects.filter(user_id=alice.id).values_list("name", flat=True))
+    assert {"Projects", "Projects/2026", "Projects/2026/Q4"} <= names
+    with pytest.raises(services.FolderExists):
+        services.create_folder(alice.user, "Projects")
+    services.rename_folder(alice.user, "Projects", "Work")
+    names = set(Folder.objects.filter(user_id=alice.id).values_list("name", flat=True))
+    assert {"Work", "Work/2026", "Work/2026/Q4"} <= names and "Projects" not in names
+    services.delete_folder(alice.user, "Work/2026/Q4")
+    assert not Folder.objects.filter(user_id=alice.id, name="Work/2026/Q4").exists()
+    with pytest.raises(services.StoreError):
+        services.delete_folder(alice.user, "inbox")
+
+
+def test_renaming_inbox_moves_its_messages_and_leaves_it_empty(alice):
+    services.deliver(message(1), [alice.id])
+    services.rename_folder(alice.user, "INBOX", "Old mail")
+    assert Message.objects.get().folder.name == "Old mail"
+    assert inbox(alice).messages.count() == 0
+    services.deliver(message(2), [alice.id])
+    assert inbox(alice).messages.get().uid == 2  # UIDs never go back
+
+
+def test_a_recreated_folder_gets_a_new_uidvalidity(alice):
+    first = services.create_folder(alice.user, "Temp").uidvalidity
+    services.delete_folder(alice.user, "Temp")
+    assert services.create_folder(alice.user, "Temp").uidvalidity != first
