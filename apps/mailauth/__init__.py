@@ -1,0 +1,1 @@
+"""Mail authentication: SPF, DKIM, DMARC and the DNS adapter they share (no Django inside)."""
