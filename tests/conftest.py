@@ -38,6 +38,24 @@ def _session_blob_dir(tmp_path_factory):
     return blob_dir
 
 
+@pytest.fixture
+def dns_zone(settings):
+    """A real DNS server on 127.0.0.1 for this test, and the server pointed at it."""
+    from apps.mailauth.dns import Resolver
+    from tests.dnsserver import DNSZone, ZoneServer
+
+    with ZoneServer() as server:
+        settings.DNS_SERVERS = ",".join(f"{host}:{port}" for host, port in server.nameservers)
+        yield DNSZone(server, Resolver(server.nameservers, timeout=2.0))
+
+
+@pytest.fixture(autouse=True)
+def _no_dns_off_loopback(settings):
+    # Nothing in a test may ask the internet's DNS: without `dns_zone`, lookups go to a
+    # loopback port where nothing answers, and fail fast as temporary errors.
+    settings.DNS_SERVERS = "127.0.0.1:9"
+
+
 @pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Real Django hashers, but a cheap one: tests create many users.
@@ -117,7 +135,7 @@ def alice(personas) -> Persona:
 
 
 @pytest.fixture
-def mailserver(transactional_db):
+def mailserver(transactional_db, dns_zone):
     server = RunningServer().start()
     yield server
     server.stop()

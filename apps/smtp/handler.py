@@ -20,6 +20,7 @@ from apps.mailserver.limits import is_loopback
 from apps.mailstore import inbound
 from apps.mailstore.blobs import blob_store
 from apps.smtp import headers, policy, replies
+from apps.smtp.authcheck import check_inbound
 from apps.smtp.data import Spool
 from apps.smtp.params import MailFrom, RcptTo
 
@@ -99,20 +100,14 @@ class MailHandler:
 
     def _accept(self, ip: str, session, envelope, spool: Spool, encrypted: bool) -> str:
         user = session.auth_data if session.authenticated else None
-        head = spool.head(headers.HEADER_SCAN_LIMIT)
         qid = headers.queue_id()
         if user is not None:
-            owned = all(policy.sender_owned(user.pk, a) for a in headers.from_addresses(head))
-            if not owned or not headers.from_addresses(head):
-                return replies.SENDER_NOT_OWNED
-            prefix = headers.missing_submission_headers(head, envelope.mail_from, self.hostname)
-            auth_results: dict = {}
+            checked = self._check_submission(user, envelope, spool)
         else:
-            verdict = self._check_authentication(ip, session, envelope, spool)
-            if verdict is not None and verdict.reject:
-                return replies.DMARC_REJECT
-            prefix = verdict.header_bytes if verdict is not None else b""
-            auth_results = verdict.summary if verdict is not None else {}
+            checked = self._check_mx(ip, session, envelope, spool)
+        if isinstance(checked, str):
+            return checked  # refused
+        prefix, auth_results, body = checked
         trace = headers.received(
             helo=session.host_name or "unknown",
             ip=ip,
@@ -123,7 +118,7 @@ class MailHandler:
             qid=qid,
             recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
         )
-        blob_key, size = self._store_blob(trace + prefix, spool)
+        blob_key, size = self._store_blob(trace + prefix, spool, body)
         with transaction.atomic():
             inbound.accept(
                 blob_key=blob_key,
@@ -138,24 +133,36 @@ class MailHandler:
             )
         return replies.QUEUED.format(qid)
 
-    def _store_blob(self, prefix: bytes, spool: Spool) -> tuple[str, int]:
-        writer = blob_store().writer()
-        try:
-            writer.write(prefix)
-            for chunk in spool.chunks():
-                writer.write(chunk)
-            return writer.commit(), writer.size
-        except BaseException:
-            writer.abort()
-            raise
+    def _check_submission(self, user, envelope, spool: Spool):
+        """The From header must be the user's (RFC 6409 §4.4 lets us refuse); add a
+        Message-ID and Date the client left out (RFC 6409 §8)."""
+        head = spool.head(headers.HEADER_SCAN_LIMIT)
+        authors = headers.from_addresses(head)
+        if not authors or not all(policy.sender_owned(user.pk, a) for a in authors):
+            return replies.SENDER_NOT_OWNED
+        prefix = headers.missing_submission_headers(head, envelope.mail_from, self.hostname)
+        return prefix, {}, None
 
-    def _check_authentication(self, ip: str, session, envelope, spool: Spool):
-        from apps.smtp.authcheck import check_inbound
-
-        return check_inbound(
+    def _check_mx(self, ip: str, session, envelope, spool: Spool):
+        verdict = check_inbound(
             ip=ip,
             helo=session.host_name or "",
             mail_from=envelope.mail_from,
             spool=spool,
             authserv_id=self.hostname,
         )
+        if verdict.reject:
+            return replies.DMARC_REJECT
+        return verdict.header_bytes, verdict.summary, verdict.body
+
+    def _store_blob(self, prefix: bytes, spool: Spool, body: bytes | None) -> tuple[str, int]:
+        """Trace headers, then the message (`body` when it was rewritten, else the spool)."""
+        writer = blob_store().writer()
+        try:
+            writer.write(prefix)
+            for chunk in [body] if body is not None else spool.chunks():
+                writer.write(chunk)
+            return writer.commit(), writer.size
+        except BaseException:
+            writer.abort()
+            raise

@@ -1,0 +1,122 @@
+"""Benchmark: deliveries per second of 4 KB messages into one user's INBOX.
+
+Runs 1 and 8 concurrent writer processes against a fresh database: SQLite in a temporary
+data directory, and PostgreSQL when DATABASE_URL is set (a scratch database is created
+and dropped). Every delivery is durable when it returns: the blob is fsynced, and the
+commit is synchronous (SQLite synchronous=FULL in WAL mode; PostgreSQL's default
+synchronous_commit=on).
+
+    .venv/bin/python bench/store_deliver.py [--messages 2000] [--writers 1 8]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/...
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+BODY = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit. " * 70)[:4000]
+
+
+def setup_django(data_dir: str, db_name: str | None) -> None:
+    os.environ["MAILHOST_DATA_DIR"] = data_dir
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mailhost.settings")
+    if db_name:
+        os.environ["MAILHOST_DB_NAME"] = db_name
+    import django
+
+    django.setup()
+
+
+def message(writer: int, n: int) -> bytes:
+    return (
+        f"From: Bench {writer} <bench{writer}@example.net>\r\nTo: user@bench.test\r\n"
+        f"Subject: bench {writer}/{n}\r\nMessage-ID: <{writer}.{n}.{time.time_ns()}@bench>\r\n"
+        f"Date: Mon, 30 Nov 2026 12:00:00 +0000\r\n\r\n{BODY}\r\n"
+    ).encode()
+
+
+def writer_main(args: tuple) -> int:
+    data_dir, db_name, user_id, writer, count, start_at = args
+    setup_django(data_dir, db_name)
+    from apps.mailstore import services
+
+    payloads = [message(writer, n) for n in range(count)]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    for raw in payloads:
+        services.deliver(services.NewMessage.from_bytes(raw), [user_id])
+    return count
+
+
+def prepare(data_dir: str, db_name: str | None) -> int:
+    setup_django(data_dir, db_name)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from apps.accounts import services
+    from apps.accounts.models import Domain
+
+    Domain.objects.get_or_create(name="bench.test")
+    return services.create_user("user@bench.test", "bench-password", quota_bytes=0).pk
+
+
+def run(data_dir: str, db_name: str | None, user_id: int, writers: int, total: int) -> float:
+    per_writer = total // writers
+    start_at = time.time() + 1.0
+    jobs = [(data_dir, db_name, user_id, w, per_writer, start_at) for w in range(writers)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(writers) as pool:
+        async_result = pool.map_async(writer_main, jobs)
+        delivered = sum(async_result.get())
+    elapsed = time.time() - start_at
+    return delivered / elapsed
+
+
+def create_pg_database(url: str) -> str:
+    import psycopg
+
+    name = f"mailhost_bench_{os.getpid()}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return name
+
+
+def drop_pg_database(url: str, name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--writers", type=int, nargs="+", default=[1, 8])
+    options = parser.parse_args()
+    url = os.environ.get("DATABASE_URL", "")
+    backend = "PostgreSQL" if url else "SQLite"
+    for writers in options.writers:
+        with tempfile.TemporaryDirectory(prefix="mailhost-bench-") as data_dir:
+            db_name = create_pg_database(url) if url else None
+            try:
+                context = multiprocessing.get_context("spawn")
+                with context.Pool(1) as pool:
+                    user_id = pool.apply(prepare, (data_dir, db_name))
+                rate = run(data_dir, db_name, user_id, writers, options.messages)
+            finally:
+                if url and db_name:
+                    drop_pg_database(url, db_name)
+        print(f"{backend}: {writers} writer(s): {rate:,.0f} deliveries/s "
+              f"({options.messages} x 4 KB, durable)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
