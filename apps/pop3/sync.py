@@ -1,0 +1,16 @@
+"""Synchronous store and account calls, run off the event loop.
+
+DESIGN: protocol sessions never touch the database from the loop; each call runs in a
+worker thread, one transaction per unit of work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+
+
+def in_thread(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    return sync_to_async(fn, thread_sensitive=False)
