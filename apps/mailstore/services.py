@@ -16,7 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from django.db import transaction
-from django.db.models import Count, F, QuerySet, Sum
+from django.db.models import Count, F, Q, QuerySet, Sum
+from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -543,3 +544,107 @@ def delete_messages(user_id: int, folder_id: int, uids: Sequence[int]) -> list[i
     if rows:
         _publish_after_commit(user_id, folder_id)
     return [m.uid for m in rows]
+
+
+# --- counters and spam training (added for IMAP STATUS / QUOTA and COPY / MOVE) -----------
+
+
+@dataclass(frozen=True)
+class FolderStatus:
+    """Counters of one folder, for IMAP STATUS (RFC 9051 §6.3.11) and webmail lists."""
+
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    deleted_size: int
+    uidnext: int
+    uidvalidity: int
+    highestmodseq: int
+
+
+def folder_status(user_id: int, name: str) -> FolderStatus:
+    """Counts for a named folder; FolderNotFound if there is none."""
+    folder = get_folder(user_id, name)
+    # Aliases must not shadow field names ("deleted", "size") used inside the aggregates.
+    totals = folder.messages.aggregate(
+        n_messages=Count("id"),
+        n_unseen=Count("id", filter=Q(seen=False)),
+        n_deleted=Count("id", filter=Q(deleted=True)),
+        total_size=Sum("size"),
+        deleted_size=Sum("size", filter=Q(deleted=True)),
+    )
+    return FolderStatus(
+        messages=totals["n_messages"],
+        unseen=totals["n_unseen"],
+        deleted=totals["n_deleted"],
+        size=totals["total_size"] or 0,
+        deleted_size=totals["deleted_size"] or 0,
+        uidnext=folder.uidnext,
+        uidvalidity=folder.uidvalidity,
+        highestmodseq=folder.highestmodseq,
+    )
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a user keeps against their quota (RFC 9208 STORAGE and MESSAGE resources)."""
+
+    used_bytes: int
+    message_count: int
+    quota_bytes: int  # 0: no limit
+
+
+def usage(user_id: int) -> Usage:
+    used, count = Account.objects.values_list("used_bytes", "message_count").get(user_id=user_id)
+    quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
+    return Usage(max(used, 0), max(count, 0), quota)
+
+
+# Sent after commit when COPY or MOVE takes messages into the \Junk folder (spam=True) or
+# out of it into anything but \Trash (spam=False): what a user's client does to say "this
+# is spam" / "this is not". The spam trainer listens; kwargs: user_id, blob_keys, spam.
+junk_training = Signal()
+
+
+def file_messages(
+    user_id: int,
+    folder_id: int,
+    ranges: uidsets.UidRanges,
+    target_name: str,
+    *,
+    move: bool,
+) -> tuple[int, list[int], list[int]]:
+    """COPY (or MOVE) at a user's request: `copy_messages`, then the Junk training event."""
+    source_use = Folder.objects.values_list("special_use", flat=True).get(pk=folder_id)
+    target = get_folder(user_id, target_name)
+    result = copy_messages(user_id, folder_id, ranges, target_name, expunge_source=move)
+    junk, trash = Folder.SpecialUse.JUNK, Folder.SpecialUse.TRASH
+    into_junk = target.special_use == junk and source_use != junk
+    out_of_junk = source_use == junk and target.special_use not in (junk, trash)
+    if result[2] and (into_junk or out_of_junk):
+        copies = Message.objects.filter(uidsets.uid_filter(uidsets.to_ranges(result[2])))
+        blob_keys = list(copies.filter(folder_id=target.pk).values_list("blob_key", flat=True))
+        junk_training.send(sender=Message, user_id=user_id, blob_keys=blob_keys, spam=into_junk)
+    return result
+
+
+def append_many(
+    user: User,
+    folder_name: str,
+    messages: Sequence[tuple[NewMessage, Iterable[str], datetime | None]],
+) -> tuple[int, list[int]]:
+    """IMAP MULTIAPPEND (RFC 3502 §3): all messages in one transaction, or none. Returns
+    (UIDVALIDITY, UIDs) for APPENDUID (RFC 4315 §3)."""
+    with transaction.atomic():
+        folder = get_folder(user.pk, folder_name)
+        if not _charge_quota(user.pk, sum(m.size for m, _, _ in messages), len(messages)):
+            raise QuotaExceeded("Quota exceeded")
+        first_uid, modseq = _bump(folder.pk, len(messages))
+        rows = [
+            Message(**_row(folder.pk, first_uid + i, modseq, message, list(flags), date))
+            for i, (message, flags, date) in enumerate(messages)
+        ]
+        Message.objects.bulk_create(rows, batch_size=500)
+    _publish_after_commit(user.pk, folder.pk)
+    return folder.uidvalidity, [first_uid + i for i in range(len(messages))]

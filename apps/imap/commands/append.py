@@ -1,0 +1,60 @@
+"""APPEND with MULTIAPPEND (RFC 3502), APPENDUID (RFC 4315 §3), literal8 (RFC 3516 §4.4)
+and the UTF8 form (RFC 6855 §4). RFC 9051 §6.3.12.
+
+Each message's bytes go to the blob store and are parsed on a worker thread; the rows are
+written in one transaction, so a MULTIAPPEND lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apps.imap import query, responses
+from apps.imap.parser import Append, Command
+from apps.mailstore import services
+
+if TYPE_CHECKING:
+    from apps.imap.session import Reply, Session
+
+
+def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
+    from apps.imap.session import CommandError
+
+    return CommandError(text, code=code, status=status)
+
+
+async def append(session: Session, command: Command) -> Reply:
+    from apps.imap.session import Reply
+
+    args = command.args
+    assert isinstance(args, Append)
+    assert session.user is not None
+    for message in args.messages:
+        if message.utf8 and not session.utf8:
+            raise _error("UTF8 data needs ENABLE UTF8=ACCEPT", status="BAD")  # RFC 6855 §4
+        if not message.data:
+            raise _error("Empty message", "CANNOT")
+        if len(message.data) > session.limits.max_literal:
+            raise _error("Message too big", "TOOBIG")  # RFC 7889 §4
+    try:
+        await query.run(query.folder_id_of)(session.user.pk, args.mailbox)
+    except services.FolderNotFound:
+        # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help.
+        raise _error("No such mailbox", "TRYCREATE") from None
+    try:
+        uidvalidity, uids = await query.run(_store)(session.user, args)
+    except services.QuotaExceeded:
+        raise _error("Quota exceeded", "OVERQUOTA") from None  # RFC 9208 §4.3
+    return Reply("OK", "APPEND completed", f"APPENDUID {uidvalidity} {responses.uid_set(uids)}")
+
+
+def _store(user, args: Append) -> tuple[int, list[int]]:
+    batch = [
+        (
+            services.NewMessage.from_bytes(message.data),
+            [f for f in message.flags if f != "\\Recent"],  # RFC 9051 §2.3.2: not settable
+            message.internal_date,
+        )
+        for message in args.messages
+    ]
+    return services.append_many(user, args.mailbox, batch)

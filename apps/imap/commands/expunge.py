@@ -1,0 +1,57 @@
+"""Leaving and cleaning the selected mailbox: EXPUNGE, UID EXPUNGE (RFC 4315 §2.1), CLOSE,
+UNSELECT (RFC 3691) and CHECK. RFC 9051 §6.4.1 - §6.4.3."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from apps.imap import query
+from apps.imap.parser import Command, Expunge
+from apps.mailstore import services, uidsets
+
+if TYPE_CHECKING:
+    from apps.imap.session import Reply, Session
+
+
+def _reply() -> Reply:
+    from apps.imap.session import Reply
+
+    return Reply()
+
+
+async def expunge(session: Session, command: Command) -> Reply:
+    """Remove \\Deleted messages (UID EXPUNGE: only those in the set); the EXPUNGE (or
+    VANISHED) responses come from the sync, like anyone else's expunges."""
+    args = command.args
+    assert isinstance(args, Expunge)
+    selected = session.selected
+    assert selected is not None and session.user is not None
+    if selected.readonly:
+        from apps.imap.session import CommandError
+
+        raise CommandError("Mailbox is read-only", code="READ-ONLY")
+    ranges = None
+    if args.sequence_set is not None:
+        pairs = selected.resolve(args.sequence_set, uid=True, saved=session.saved)
+        ranges = uidsets.to_ranges(uid for _, uid in pairs)
+        if not ranges:
+            return _reply()
+    await query.run(services.expunge)(session.user.pk, selected.folder_id, ranges)
+    await session.sync(expunge=True, force=True)
+    return _reply()
+
+
+async def close(session: Session, command: Command) -> Reply:
+    """RFC 9051 §6.4.1: expunge silently (unless read-only), then no mailbox is selected."""
+    selected = session.selected
+    assert selected is not None and session.user is not None
+    if not selected.readonly:
+        await query.run(services.expunge)(session.user.pk, selected.folder_id, None)
+    session.select(None)
+    return _reply()
+
+
+async def unselect(session: Session, command: Command) -> Reply:
+    """RFC 3691 §2: like CLOSE without the expunge."""
+    session.select(None)
+    return _reply()

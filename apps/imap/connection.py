@@ -1,0 +1,117 @@
+"""One IMAP client's byte stream: reading, buffered writing, STARTTLS and COMPRESS=DEFLATE.
+
+No protocol knowledge lives here. After COMPRESS (RFC 4978) the session keeps reading
+from `reader`, which is then a second StreamReader fed by a task that inflates what the
+socket delivers; writes are deflated and flushed (Z_SYNC_FLUSH) at every drain, so each
+response reaches the client whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import zlib
+
+from apps.imap import limits
+
+READ_CHUNK = 65536
+# RFC 4978 §4: raw DEFLATE (RFC 1951), no zlib header; a 32 KiB window.
+DEFLATE_WBITS = -15
+# Level 1 is the usual trade: most of the saving for a fraction of the CPU.
+DEFLATE_LEVEL = 1
+
+
+class _Gate:
+    """A stand-in transport for the inflated StreamReader: it pauses the inflating task
+    when the reader's buffer is full (StreamReader calls pause/resume_reading)."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+
+    def pause_reading(self) -> None:
+        self.open.clear()
+
+    def resume_reading(self) -> None:
+        self.open.set()
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+
+class Connection:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.is_tls = tls
+        self.compressed = False
+        peer = writer.get_extra_info("peername")
+        self.peer_ip = str(peer[0]) if isinstance(peer, tuple) else "unknown"
+        self._deflate: zlib._Compress | None = None
+        self._pump: asyncio.Task[None] | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._deflate is not None:
+            data = self._deflate.compress(data)
+        if data:
+            self.writer.write(data)
+
+    async def drain(self) -> None:
+        if self._deflate is not None:
+            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+        await asyncio.wait_for(self.writer.drain(), limits.WRITE_TIMEOUT)
+
+    async def send(self, data: bytes) -> None:
+        self.write(data)
+        await self.drain()
+
+    def has_buffered_input(self) -> bool:
+        """Whether the client already sent more than we read (a pipeline after STARTTLS)."""
+        return bool(getattr(self.reader, "_buffer", b""))
+
+    async def start_tls(self, context: ssl.SSLContext) -> None:
+        await self.writer.start_tls(context, ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT)
+        self.is_tls = True
+
+    def start_compression(self, max_line: int) -> None:
+        """Switch both directions to DEFLATE (RFC 4978 §3), right after the tagged OK."""
+        self._deflate = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, DEFLATE_WBITS)
+        inflated = asyncio.StreamReader(limit=max_line + 1024)
+        gate = _Gate()
+        inflated.set_transport(gate)  # type: ignore[arg-type]
+        self._pump = asyncio.create_task(self._inflate(self.reader, inflated, gate))
+        self.reader = inflated
+        self.compressed = True
+
+    async def _inflate(
+        self, source: asyncio.StreamReader, target: asyncio.StreamReader, gate: _Gate
+    ) -> None:
+        inflate = zlib.decompressobj(DEFLATE_WBITS)
+        try:
+            while chunk := await source.read(READ_CHUNK):
+                # Bounded steps, so a small bomb cannot expand into memory all at once.
+                while chunk:
+                    target.feed_data(inflate.decompress(chunk, READ_CHUNK))
+                    chunk = inflate.unconsumed_tail
+                    await gate.open.wait()
+        except (zlib.error, ConnectionError, OSError):
+            self.abort()
+        finally:
+            target.feed_eof()
+
+    def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+        self.writer.close()
+
+    async def wait_closed(self) -> None:
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 5)
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+    def abort(self) -> None:
+        """Cut the connection now (shutdown, a broken stream), without a TLS goodbye."""
+        self.writer.transport.abort()

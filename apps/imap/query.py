@@ -1,0 +1,216 @@
+"""Read-only database work for IMAP sessions: plain synchronous functions, each run on a
+worker thread with `run` (sync_to_async, thread_sensitive=False), never on the loop.
+
+Writes go through `apps.mailstore.services`. The hot paths (a folder's UID list, flags of
+a whole folder, changes since a modseq) use one raw SQL statement each, so a 100,000
+message folder costs milliseconds, not the ORM's per-row objects.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import connection
+
+from apps.mailstore import services
+from apps.mailstore.models import Expunged, Folder, Message
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+MESSAGE = Message._meta.db_table
+EXPUNGED = Expunged._meta.db_table
+FOLDER = Folder._meta.db_table
+# Columns behind FLAGS, in responses.message_flags order.
+FLAG_COLUMNS = "seen, answered, flagged, deleted, draft, keywords"
+# UIDs per SQL statement when fetching by a list of UIDs.
+BATCH = 500
+
+
+def run(fn: Callable[P, R]) -> Callable[P, Any]:
+    """`fn` as a coroutine function that runs on a thread of the shared pool."""
+    threaded = sync_to_async(fn, thread_sensitive=False)
+
+    @wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return await threaded(*args, **kwargs)
+
+    return call
+
+
+class FolderGone(Exception):
+    """The selected folder was deleted by another session."""
+
+
+@dataclass
+class Snapshot:
+    """What SELECT needs: the folder's identity and counters, its UIDs, its keywords."""
+
+    folder_id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int
+    special_use: str
+    uids: array
+    first_unseen_uid: int | None
+    keywords: list[str]
+
+
+@dataclass
+class Changes:
+    """Rows changed (or added) and UIDs expunged after the session's two watermarks."""
+
+    rows: list[tuple[Any, ...]] = field(default_factory=list)  # uid, modseq, flag columns
+    expunged: list[tuple[int, int]] = field(default_factory=list)  # uid, modseq
+
+
+def _rows(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def folder_uids(folder_id: int) -> array:
+    """Every UID in the folder, ascending, as a compact array."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT uid FROM {MESSAGE} WHERE folder_id = %s ORDER BY uid", [folder_id])
+        return array("q", [row[0] for row in cursor.fetchall()])
+
+
+def open_folder(user_id: int, name: str, *, want_unseen: bool) -> Snapshot:
+    """Read a folder for SELECT/EXAMINE. The counters are read before the UID list, so a
+    change that lands in between is seen again by the first sync, never missed."""
+    folder = services.get_folder(user_id, name)
+    uids = folder_uids(folder.pk)
+    first_unseen = None
+    if want_unseen:
+        found = _rows(
+            f"SELECT MIN(uid) FROM {MESSAGE} WHERE folder_id = %s AND NOT seen", [folder.pk]
+        )
+        first_unseen = found[0][0] if found else None
+    return Snapshot(
+        folder_id=folder.pk,
+        name=folder.name,
+        uidvalidity=folder.uidvalidity,
+        uidnext=folder.uidnext,
+        highestmodseq=folder.highestmodseq,
+        special_use=folder.special_use,
+        uids=uids,
+        first_unseen_uid=first_unseen,
+        keywords=folder_keywords(folder.pk),
+    )
+
+
+def folder_keywords(folder_id: int) -> list[str]:
+    """Keywords in use in the folder, for the FLAGS response (RFC 9051 §7.3.5)."""
+    rows = _rows(
+        f"SELECT DISTINCT keywords FROM {MESSAGE} WHERE folder_id = %s AND keywords <> ' '",
+        [folder_id],
+    )
+    found: dict[str, None] = {}
+    for (text,) in rows:
+        found.update(dict.fromkeys(text.split()))
+    return sorted(found)
+
+
+def changes_since(folder_id: int, message_mark: int, expunge_mark: int) -> Changes:
+    """What changed after the watermarks: rows with a higher modseq (new or re-flagged)
+    and tombstones with a higher modseq. Raises FolderGone if the folder went away."""
+    if not Folder.objects.filter(pk=folder_id).exists():
+        raise FolderGone
+    rows = changed_rows(folder_id, message_mark)
+    expunged = _rows(
+        f"SELECT uid, modseq FROM {EXPUNGED} WHERE folder_id = %s AND modseq > %s",
+        [folder_id, expunge_mark],
+    )
+    return Changes(rows, [(uid, modseq) for uid, modseq in expunged])
+
+
+def changed_rows(folder_id: int, modseq: int) -> list[tuple[Any, ...]]:
+    """(uid, modseq, flag columns) of messages changed or added after `modseq`, by UID."""
+    return _rows(
+        f"SELECT uid, modseq, {FLAG_COLUMNS} FROM {MESSAGE}"
+        " WHERE folder_id = %s AND modseq > %s ORDER BY uid",
+        [folder_id, modseq],
+    )
+
+
+def expunged_since(folder_id: int, modseq: int) -> list[int]:
+    """UIDs expunged after `modseq` (RFC 7162 §3.2.5.2 VANISHED (EARLIER)), ascending."""
+    rows = _rows(
+        f"SELECT DISTINCT uid FROM {EXPUNGED} WHERE folder_id = %s AND modseq > %s ORDER BY uid",
+        [folder_id, modseq],
+    )
+    return [row[0] for row in rows]
+
+
+def flags_of(folder_id: int, uids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """uid -> (modseq, flag columns) for these UIDs (for STORE's FETCH responses)."""
+    found: dict[int, tuple[Any, ...]] = {}
+    for sql, params in _batched(folder_id, uids, f"uid, modseq, {FLAG_COLUMNS}"):
+        for row in _rows(sql, params):
+            found[row[0]] = row[1:]
+    return found
+
+
+def message_rows(
+    folder_id: int, uids: Sequence[int], columns: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Rows for FETCH, in UID order: the named Message fields (uid always included)."""
+    names = list(dict.fromkeys(["uid", *columns]))
+    out: list[dict[str, Any]] = []
+    wanted = set(uids)
+    for chunk in _chunks(uids):
+        query = Message.objects.filter(folder_id=folder_id, uid__range=(chunk[0], chunk[-1]))
+        if chunk[-1] - chunk[0] >= 4 * len(chunk):
+            query = Message.objects.filter(folder_id=folder_id, uid__in=chunk)
+        for row in query.order_by("uid").values(*names):
+            if row["uid"] in wanted:
+                out.append(row)
+    return out
+
+
+def flag_rows(folder_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """(uid, modseq, flag columns) in UID order: the fast path of FETCH (FLAGS)."""
+    wanted = set(uids)
+    out: list[tuple[Any, ...]] = []
+    for sql, params in _batched(folder_id, uids, f"uid, modseq, {FLAG_COLUMNS}"):
+        out.extend(row for row in _rows(sql + " ORDER BY uid", params) if row[0] in wanted)
+    return out
+
+
+def _chunks(uids: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(uids), BATCH):
+        yield uids[start : start + BATCH]
+
+
+def _batched(folder_id: int, uids: Sequence[int], columns: str) -> Iterable[tuple[str, list[Any]]]:
+    """SQL over `uids` (ascending) in pieces: a range for dense runs, an IN list else."""
+    base = f"SELECT {columns} FROM {MESSAGE} WHERE folder_id = %s"
+    if len(uids) > 20 * BATCH and uids[-1] - uids[0] < 2 * len(uids):
+        yield base + " AND uid BETWEEN %s AND %s", [folder_id, uids[0], uids[-1]]
+        return
+    for chunk in _chunks(uids):
+        if chunk[-1] - chunk[0] < 4 * len(chunk):
+            yield base + " AND uid BETWEEN %s AND %s", [folder_id, chunk[0], chunk[-1]]
+        else:
+            marks = ", ".join(["%s"] * len(chunk))
+            yield base + f" AND uid IN ({marks})", [folder_id, *chunk]
+
+
+def list_folders(user_id: int) -> list[Folder]:
+    return list(
+        Folder.objects.filter(user_id=user_id)
+        .only("id", "name", "special_use", "subscribed")
+        .order_by("name")
+    )
+
+
+def folder_id_of(user_id: int, name: str) -> int:
+    return services.get_folder(user_id, name).pk
