@@ -42,7 +42,7 @@ def test_a_message_to_a_local_user_arrives_byte_exact_with_a_received_header(
     [message] = wait_for_messages(bob.id, 1)
     stored = stored_bytes(message)
     assert stored.startswith(b"Received: from ")
-    assert stored.endswith(raw.replace(b"\r\n..Dot", b"\r\n.Dot"))  # dot-stuffing undone
+    assert stored.endswith(raw)  # smtplib dot-stuffs ".." on the wire; we undo it exactly
 
 
 def test_pipelined_commands_get_one_reply_each_in_order(mailsystem, live_personas):
@@ -125,13 +125,23 @@ def test_a_30_mb_message_is_accepted_and_stored_whole(mailsystem, live_personas)
     assert stored_bytes(message).endswith(raw)
 
 
-def test_a_message_over_the_size_limit_is_refused(mailsystem, live_personas, settings):
+def test_a_message_over_the_size_limit_is_refused_at_mail_or_at_end_of_data(
+    mailsystem, live_personas, settings
+):
     settings.MAX_MESSAGE_SIZE = 10_000
     bob = live_personas["bob"]
+    big = b"Subject: big\r\n\r\n" + b"y" * 20_000
     with smtplib.SMTP("127.0.0.1", mailsystem.port("smtp"), timeout=30) as client:
-        with pytest.raises(smtplib.SMTPDataError) as refused:
-            client.sendmail("a@remote.test", [bob.address], b"Subject: big\r\n\r\n" + b"y" * 20_000)
-    assert refused.value.smtp_code == 552
+        # smtplib declares SIZE= (RFC 1870), so the refusal comes at MAIL FROM...
+        with pytest.raises(smtplib.SMTPSenderRefused) as refused:
+            client.sendmail("a@remote.test", [bob.address], big)
+        assert refused.value.smtp_code == 552
+        # ...and without a declared size, after the data has been read.
+        client.rset()
+        client.mail("a@remote.test")
+        client.rcpt(bob.address)
+        code, text = client.data(big)
+    assert code == 552 and b"5.3.4" in text
 
 
 @pytest.mark.parametrize("smuggled", [b"\n.\n", b"\r.\r", b"\n.\r\n", b"\r.\n"])
@@ -140,7 +150,7 @@ def test_a_bare_lf_or_cr_dot_never_ends_the_message(mailsystem, live_personas, s
     hidden = (
         b"MAIL FROM:<admin@example.org>\r\nRCPT TO:<"
         + bob.address.encode()
-        + b">\r\nDATA\r\nSubject: smuggled\r\n\r\nevil\r\n.\r\n"
+        + b">\r\nDATA\r\nSubject: smuggled\r\n\r\nevil"
     )
     replies = talk(
         mailsystem.port("smtp"),
@@ -151,7 +161,7 @@ def test_a_bare_lf_or_cr_dot_never_ends_the_message(mailsystem, live_personas, s
         ],
         expect=6,
     )
-    assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354", b"250", b"221"]
+    assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"354", b"250", b"221"], replies
     [message] = wait_for_messages(bob.id, 1)
     assert message.subject == "outer"
     assert hidden in stored_bytes(message)  # carried as body text, never run as commands
