@@ -71,7 +71,13 @@ class Connection:
         """Whether the client already sent more than we read (a pipeline after STARTTLS)."""
         return bool(getattr(self.reader, "_buffer", b""))
 
+    def hold_input(self) -> None:
+        """Stop reading from the socket, so the client's TLS hello, sent as soon as it sees
+        our OK, waits in the kernel for the TLS layer instead of landing in `reader`."""
+        self.writer.transport.pause_reading()
+
     async def start_tls(self, context: ssl.SSLContext) -> None:
+        """Upgrade to TLS (asyncio resumes reading under the TLS layer)."""
         await self.writer.start_tls(context, ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT)
         self.is_tls = True
 

@@ -4,6 +4,7 @@ the store."""
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import re
 import socket
@@ -96,6 +97,7 @@ class Raw:
 @dataclass
 class Imap:
     server: RunningServer
+    opened: list = field(default_factory=list)  # closed at teardown
 
     @property
     def port(self) -> int:
@@ -106,9 +108,17 @@ class Imap:
         return self.server.port("imaps")
 
     def connect(self) -> imaplib.IMAP4_SSL:
-        return imaplib.IMAP4_SSL(
+        client = imaplib.IMAP4_SSL(
             "127.0.0.1", self.tls_port, ssl_context=client_tls(), timeout=TIMEOUT
         )
+        self.opened.append(client)
+        return client
+
+    def plain(self) -> imaplib.IMAP4:
+        """imaplib on port 143, before STARTTLS."""
+        client = imaplib.IMAP4("127.0.0.1", self.port, timeout=TIMEOUT)
+        self.opened.append(client)
+        return client
 
     def login(self, persona) -> imaplib.IMAP4_SSL:
         client = self.connect()
@@ -121,6 +131,7 @@ class Imap:
         if tls:
             sock = client_tls().wrap_socket(sock, server_hostname="localhost")
         raw = Raw(sock)
+        self.opened.append(raw)
         raw.line()  # greeting
         if persona is not None:
             lines = raw.command(f'LOGIN "{persona.address}" "{persona.password}"')
@@ -131,7 +142,11 @@ class Imap:
 @pytest.fixture
 def imap(transactional_db):
     server = RunningServer(("imap", "imaps")).start()
-    yield Imap(server)
+    running = Imap(server)
+    yield running
+    for client in running.opened:
+        with contextlib.suppress(OSError):
+            (client.shutdown if isinstance(client, imaplib.IMAP4) else client.close)()
     server.stop()
 
 
@@ -151,10 +166,27 @@ def untagged(lines: list[bytes], word: str) -> list[bytes]:
     return [line for line in lines if pattern.match(line)]
 
 
+def status(lines: list[bytes]) -> str:
+    """The status of the tagged response that ends `lines`, with its code: "NO [TRYCREATE]"."""
+    words = lines[-1].decode("utf-8", "replace").split(" ", 2)
+    code = re.match(r"\[[^\]]*\]", words[2]) if len(words) > 2 else None
+    return words[1] + (f" {code.group()}" if code else "")
+
+
 def ok(response: tuple[str, list]) -> list:
     typ, data = response
     assert typ == "OK", data
     return data
 
 
-__all__ = ["Imap", "Raw", "deliver", "deliver_many", "imaplib", "message", "ok", "untagged"]
+__all__ = [
+    "Imap",
+    "Raw",
+    "deliver",
+    "deliver_many",
+    "imaplib",
+    "message",
+    "ok",
+    "status",
+    "untagged",
+]

@@ -49,6 +49,7 @@ async def starttls(session: Session, command: Command) -> None:
     if session.conn.has_buffered_input():
         await session.bye("Commands pipelined after STARTTLS")
         return
+    session.conn.hold_input()
     session.write(responses.tagged(command.tag, "OK", "Begin TLS negotiation now"))
     await session.flush()
     await session.conn.start_tls(session.tls)

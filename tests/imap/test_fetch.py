@@ -1,0 +1,175 @@
+"""FETCH and UID FETCH (RFC 9051 §6.4.5, §6.4.9, §7.5.2): data items, macros, \\Seen,
+partial fetches, BINARY (RFC 3516), MODSEQ and CHANGEDSINCE (RFC 7162 §3.1.4)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.imap.conftest import deliver, message, status, untagged
+from tests.imap.sexp import fetch_items
+
+
+@pytest.fixture
+def mailbox(imap, alice):
+    for n in range(1, 4):
+        deliver(alice, message(n))
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    return raw
+
+
+def _items(lines: list[bytes]) -> list[dict]:
+    return [fetch_items(line) for line in untagged(lines, "FETCH")]
+
+
+@pytest.mark.parametrize(
+    "macro, expected",
+    [
+        ("FAST", {b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE"}),
+        ("ALL", {b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE"}),
+        ("FULL", {b"FLAGS", b"INTERNALDATE", b"RFC822.SIZE", b"ENVELOPE", b"BODY"}),
+    ],
+)
+def test_macros_expand_to_their_items(mailbox, macro, expected):
+    """RFC 9051 §6.4.5: ALL, FAST and FULL."""
+    items = _items(mailbox.command(f"FETCH 1 {macro}"))[0]
+    assert set(items) == expected
+
+
+def test_uid_fetch_always_includes_uid(mailbox):
+    """RFC 9051 §6.4.9: UID is part of every UID FETCH response."""
+    items = _items(mailbox.command("UID FETCH 2 (FLAGS)"))
+    assert items == [{b"UID": 2, b"FLAGS": []}]
+
+
+def test_fetch_by_sequence_range_and_star(mailbox):
+    lines = mailbox.command("FETCH 2:* (UID)")
+    assert [i[b"UID"] for i in _items(lines)] == [2, 3]
+
+
+def test_sequence_numbers_past_the_end_are_bad(mailbox):
+    assert status(mailbox.command("FETCH 4 (FLAGS)")) == "BAD"
+
+
+def test_uids_that_do_not_exist_are_skipped(mailbox):
+    lines = mailbox.command("UID FETCH 2,7:9 (FLAGS)")
+    assert [i[b"UID"] for i in _items(lines)] == [2]
+    assert status(lines) == "OK"
+
+
+def test_body_sets_seen_and_reports_the_new_flags(mailbox):
+    """RFC 9051 §6.4.5: BODY[] sets \\Seen; changed flags go in the response."""
+    items = _items(mailbox.command("FETCH 1 (BODY[TEXT])"))[0]
+    assert items[b"FLAGS"] == [b"\\Seen"]
+    assert items[b"BODY[TEXT]"] == b"Hello 1.\r\nThis is message 1.\r\n"
+
+
+@pytest.mark.parametrize(
+    "item", ["BODY.PEEK[]", "BINARY.PEEK[1]", "RFC822.HEADER", "BODY.PEEK[TEXT]"]
+)
+def test_peek_items_leave_seen_alone(mailbox, item):
+    mailbox.command(f"FETCH 1 ({item})")
+    assert _items(mailbox.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == []
+
+
+@pytest.mark.parametrize("item", ["RFC822", "RFC822.TEXT", "BINARY[1]", "BODY[HEADER]"])
+def test_non_peek_items_set_seen(mailbox, item):
+    mailbox.command(f"FETCH 2 ({item})")
+    assert _items(mailbox.command("FETCH 2 (FLAGS)"))[0][b"FLAGS"] == [b"\\Seen"]
+
+
+def test_examine_never_sets_seen(imap, alice):
+    deliver(alice, message(1))
+    raw = imap.raw(alice)
+    raw.command("EXAMINE INBOX")
+    raw.command("FETCH 1 (BODY[])")
+    assert _items(raw.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == []
+
+
+def test_rfc822_items_keep_their_names(mailbox):
+    """RFC 3501 §6.4.5: RFC822 = BODY[], RFC822.HEADER = BODY.PEEK[HEADER], RFC822.TEXT."""
+    items = _items(mailbox.command("FETCH 3 (RFC822.HEADER RFC822.TEXT RFC822)"))[0]
+    assert items[b"RFC822"] == message(3)
+    assert items[b"RFC822.HEADER"] + items[b"RFC822.TEXT"] == message(3)
+
+
+def test_internaldate_is_the_append_date(imap, alice):
+    client = imap.login(alice)
+    client.append("INBOX", None, '"05-Mar-2025 14:03:09 +0100"', message(1))
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(INTERNALDATE)")
+    assert re.search(rb'INTERNALDATE "( 5|05)-Mar-2025 1[34]:03:09 [+-]\d{4}"', data[0])
+
+
+def test_partial_past_the_end_is_empty(mailbox):
+    items = _items(mailbox.command("FETCH 1 (BODY.PEEK[]<100000.10>)"))[0]
+    assert items[b"BODY[]<100000>"] == b""
+
+
+def test_modseq_item_enables_condstore(mailbox):
+    """RFC 7162 §3.1.4.1: MODSEQ in FETCH; afterwards STORE reports MODSEQ too."""
+    items = _items(mailbox.command("FETCH 1 (MODSEQ)"))[0]
+    assert isinstance(items[b"MODSEQ"][0], int)
+    lines = mailbox.command("STORE 1 +FLAGS (\\Flagged)")
+    assert b"MODSEQ (" in untagged(lines, "FETCH")[0]
+
+
+def test_changedsince_returns_only_later_changes(mailbox):
+    """RFC 7162 §3.1.4.1: FETCH ... (CHANGEDSINCE n) with MODSEQ added."""
+    before = _items(mailbox.command("FETCH 3 (MODSEQ)"))[0][b"MODSEQ"][0]
+    mailbox.command("STORE 2 +FLAGS.SILENT (\\Answered)")
+    lines = mailbox.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before})")
+    assert [(i[b"UID"], i[b"FLAGS"]) for i in _items(lines)] == [(2, [b"\\Answered"])]
+    assert all(b"MODSEQ" in i for i in _items(lines))
+
+
+def test_vanished_earlier_with_changedsince(imap, alice):
+    """RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) after ENABLE QRESYNC."""
+    for n in range(1, 4):
+        deliver(alice, message(n))
+    raw = imap.raw(alice)
+    raw.command("ENABLE QRESYNC")
+    raw.command("SELECT INBOX")
+    modseq = _items(raw.command("FETCH 3 (MODSEQ)"))[0][b"MODSEQ"][0]
+    raw.command("STORE 2 +FLAGS.SILENT (\\Deleted)")
+    raw.command("EXPUNGE")
+    lines = raw.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert b"* VANISHED (EARLIER) 2" in lines
+
+
+def test_binary_uses_literal8_for_nul_octets(imap, alice):
+    """RFC 3516 §4.3: decoded content with NUL goes as ~{n}."""
+    raw_message = (
+        b"From: a@example.org\r\nContent-Type: application/octet-stream\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nAAEC\r\n"
+    )
+    deliver(alice, raw_message)
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    lines = raw.command("FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])")
+    assert b"BINARY[1] ~{3}\r\n\x00\x01\x02" in lines[0]
+    assert b"BINARY.SIZE[1] 3" in lines[0]
+
+
+def test_binary_of_an_unknown_encoding_is_unknown_cte(imap, alice):
+    deliver(alice, b"From: a@example.org\r\nContent-Transfer-Encoding: x-uuencode\r\n\r\nbegin\r\n")
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    assert raw.command("FETCH 1 (BINARY.PEEK[1])")[-1].startswith(b"t3 NO [UNKNOWN-CTE]")
+
+
+def test_a_large_message_streams_whole(imap, alice):
+    big = message(1, body="x" * 78 + "\r\n") + b"y" * (3 * 1024 * 1024) + b"\r\n"
+    deliver(alice, big)
+    client = imap.login(alice)
+    client.select("INBOX")
+    typ, data = client.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+    assert data[0][1] == big
+    typ, data = client.fetch("1", "(BODY.PEEK[TEXT]<0.80>)")
+    assert data[0][1] == b"x" * 78 + b"\r\n"
+
+
+def test_garbage_fetch_attributes_are_bad(mailbox):
+    assert status(mailbox.command("FETCH 1 (NOSUCHTHING)")) == "BAD"
