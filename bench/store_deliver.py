@@ -1,12 +1,14 @@
 """Benchmark: deliveries per second of 4 KB messages into one user's INBOX.
 
-Runs 1 and 8 concurrent writer processes against a fresh database: SQLite in a temporary
-data directory, and PostgreSQL when DATABASE_URL is set (a scratch database is created
-and dropped). Every delivery is durable when it returns: the blob is fsynced, and the
-commit is synchronous (SQLite synchronous=FULL in WAL mode; PostgreSQL's default
-synchronous_commit=on).
+Runs 1 and 8 concurrent writers against a fresh database: SQLite in a temporary data
+directory, and PostgreSQL when DATABASE_URL is set (a scratch database is created and
+dropped). Writers are threads of one process sharing the group committer, as in the
+server (the Celery worker's threads, the SMTP listener's thread pool); `--processes`
+makes them separate processes with no group commit, the worst case. Every delivery is
+durable when it returns: the blob is fsynced (file and directory), and the commit is
+synchronous (SQLite synchronous=FULL in WAL mode; PostgreSQL synchronous_commit=on).
 
-    .venv/bin/python bench/store_deliver.py [--messages 2000] [--writers 1 8]
+    .venv/bin/python bench/store_deliver.py [--messages 2000] [--writers 1 8] [--processes]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/...
 """
 
@@ -46,14 +48,37 @@ def message(writer: int, n: int) -> bytes:
 def writer_main(args: tuple) -> int:
     data_dir, db_name, user_id, writer, count, start_at = args
     setup_django(data_dir, db_name)
-    from apps.mailstore import services
+    return deliver_loop(user_id, writer, count, start_at, grouped=False)
+
+
+def deliver_loop(user_id: int, writer: int, count: int, start_at: float, grouped: bool) -> int:
+    from django.db import connection
+
+    from apps.mailstore import groupcommit, services
 
     payloads = [message(writer, n) for n in range(count)]
     while time.time() < start_at:
         time.sleep(0.001)
     for raw in payloads:
-        services.deliver(services.NewMessage.from_bytes(raw), [user_id])
+        new = services.NewMessage.from_bytes(raw)
+        if grouped:
+            groupcommit.run(lambda new=new: services.deliver(new, [user_id]))
+        else:
+            services.deliver(new, [user_id])
+    connection.close()
     return count
+
+
+def run_threads(user_id: int, writers: int, total: int) -> float:
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_writer = total // writers
+    start_at = time.time() + 0.5
+    with ThreadPoolExecutor(writers) as pool:
+        counts = list(
+            pool.map(lambda w: deliver_loop(user_id, w, per_writer, start_at, True), range(writers))
+        )
+    return sum(counts) / (time.time() - start_at)
 
 
 def prepare(data_dir: str, db_name: str | None) -> int:
@@ -80,6 +105,19 @@ def run(data_dir: str, db_name: str | None, user_id: int, writers: int, total: i
     return delivered / elapsed
 
 
+def threads_main(args: tuple) -> float:
+    data_dir, db_name, writers, total = args
+    user_id = prepare(data_dir, db_name)
+    return run_threads(user_id, writers, total)
+
+
+def run_in_subprocess(data_dir: str, db_name: str | None, writers: int, total: int) -> float:
+    """A fresh process per run, so Django is set up once for that run's database."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(threads_main, ((data_dir, db_name, writers, total),))
+
+
 def create_pg_database(url: str) -> str:
     import psycopg
 
@@ -100,6 +138,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--processes", action="store_true", help="one process per writer")
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     backend = "PostgreSQL" if url else "SQLite"
@@ -107,15 +146,22 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="mailhost-bench-") as data_dir:
             db_name = create_pg_database(url) if url else None
             try:
-                context = multiprocessing.get_context("spawn")
-                with context.Pool(1) as pool:
-                    user_id = pool.apply(prepare, (data_dir, db_name))
-                rate = run(data_dir, db_name, user_id, writers, options.messages)
+                if options.processes:
+                    context = multiprocessing.get_context("spawn")
+                    with context.Pool(1) as pool:
+                        user_id = pool.apply(prepare, (data_dir, db_name))
+                    rate = run(data_dir, db_name, user_id, writers, options.messages)
+                else:
+                    rate = run_in_subprocess(data_dir, db_name, writers, options.messages)
             finally:
                 if url and db_name:
                     drop_pg_database(url, db_name)
-        print(f"{backend}: {writers} writer(s): {rate:,.0f} deliveries/s "
-              f"({options.messages} x 4 KB, durable)", flush=True)
+        kind = "processes" if options.processes else "threads, group commit"
+        print(
+            f"{backend}: {writers} writer(s) ({kind}): {rate:,.0f} deliveries/s "
+            f"({options.messages} x 4 KB, durable)",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

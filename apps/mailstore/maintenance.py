@@ -15,7 +15,7 @@ def collect_unreferenced_blobs(min_age: float = ORPHAN_AGE_SECONDS) -> int:
     store = blob_store()
     cutoff = time.time() - min_age
     removed = 0
-    for path in store.root.glob("??/??/*"):
+    for path in store.root.glob("??/*"):
         if path.stat().st_mtime > cutoff or Message.objects.filter(blob_key=path.name).exists():
             continue
         path.unlink(missing_ok=True)

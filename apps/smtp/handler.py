@@ -13,11 +13,10 @@ from functools import partial
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
 
 from apps.accounts import services as accounts
 from apps.mailserver.limits import is_loopback
-from apps.mailstore import inbound
+from apps.mailstore import groupcommit, inbound
 from apps.mailstore.blobs import blob_store
 from apps.smtp import headers, policy, replies
 from apps.smtp.authcheck import check_inbound
@@ -119,8 +118,8 @@ class MailHandler:
             recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
         )
         blob_key, size = self._store_blob(trace + prefix, spool, body)
-        with transaction.atomic():
-            inbound.accept(
+        groupcommit.run(
+            lambda: inbound.accept(
                 blob_key=blob_key,
                 size=size,
                 source="submission" if user is not None else "mx",
@@ -131,6 +130,7 @@ class MailHandler:
                 ret=envelope.mail.ret or "",
                 auth_results=auth_results,
             )
+        )
         return replies.QUEUED.format(qid)
 
     def _check_submission(self, user, envelope, spool: Spool):

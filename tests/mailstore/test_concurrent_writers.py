@@ -69,8 +69,8 @@ def test_a_writer_killed_mid_delivery_leaves_every_acknowledged_message_whole(li
     while len(acknowledged) < 150 and time.monotonic() < deadline:
         acknowledged.append(writer.stdout.readline().split())
     os.kill(writer.pid, signal.SIGKILL)
-    writer.wait()
-    acknowledged += [line.split() for line in writer.stdout.read().splitlines()]
+    out, _ = writer.communicate()
+    acknowledged += [line.split() for line in out.splitlines()]
 
     rows = {m.uid: m for m in Message.objects.filter(folder__user_id=alice.id)}
     for _, uid, tag, n in acknowledged:
