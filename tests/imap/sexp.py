@@ -14,7 +14,7 @@ Value = bytes | int | None | list["Value"]
 
 def parse(data: bytes) -> list[Value]:
     """Every value in `data`, in order (the whole line is one implicit list)."""
-    values, pos = _items(data, 0, top=True)
+    values, _pos = _items(data, 0, top=True)
     return values
 
 

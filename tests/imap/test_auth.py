@@ -52,7 +52,7 @@ def test_starttls_then_login_works_and_capabilities_change(imap, alice):
 def test_starttls_twice_is_bad(imap):
     client = imap.plain()
     client.starttls(client_tls())
-    with pytest.raises(imaplib.IMAP4.error, match="BAD.*TLS is already active"):
+    with pytest.raises(imaplib.IMAP4.error, match=r"BAD.*TLS is already active"):
         client._simple_command("STARTTLS")
 
 
@@ -156,7 +156,7 @@ def test_logout_sends_bye_then_ok_and_closes(imap):
 
 def test_capability_after_login_lists_the_extensions(imap, alice):
     client = imap.login(alice)
-    typ, data = client.capability()
+    _typ, data = client.capability()
     caps = set(data[0].split())
     for needed in (
         b"IDLE",

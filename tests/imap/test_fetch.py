@@ -99,7 +99,7 @@ def test_internaldate_is_the_append_date(imap, alice):
     client = imap.login(alice)
     client.append("INBOX", None, '"05-Mar-2025 14:03:09 +0100"', message(1))
     client.select("INBOX")
-    typ, data = client.fetch("1", "(INTERNALDATE)")
+    _typ, data = client.fetch("1", "(INTERNALDATE)")
     assert re.search(rb'INTERNALDATE "( 5|05)-Mar-2025 1[34]:03:09 [+-]\d{4}"', data[0])
 
 
@@ -165,9 +165,9 @@ def test_a_large_message_streams_whole(imap, alice):
     deliver(alice, big)
     client = imap.login(alice)
     client.select("INBOX")
-    typ, data = client.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
+    _typ, data = client.fetch("1", "(RFC822.SIZE BODY.PEEK[])")
     assert data[0][1] == big
-    typ, data = client.fetch("1", "(BODY.PEEK[TEXT]<0.80>)")
+    _typ, data = client.fetch("1", "(BODY.PEEK[TEXT]<0.80>)")
     assert data[0][1] == b"x" * 78 + b"\r\n"
 
 

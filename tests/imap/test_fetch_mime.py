@@ -26,8 +26,8 @@ def _leaves(message: Message, path: tuple[int, ...] = ()) -> list[tuple[tuple[in
     found = []
     if message.is_multipart() and message.get_content_maintype() == "multipart":
         for index, part in enumerate(message.get_payload(), 1):
-            found.append((path + (index,), part))
-            found += _children(part, path + (index,))
+            found.append(((*path, index), part))
+            found += _children(part, (*path, index))
     return found
 
 
@@ -36,7 +36,7 @@ def _children(part: Message, path: tuple[int, ...]) -> list[tuple[tuple[int, ...
         inner = part.get_payload(0)
         if inner.is_multipart():
             return _leaves(inner, path)
-        return [(path + (1,), inner)]
+        return [((*path, 1), inner)]
     if part.get_content_maintype() == "multipart":
         return _leaves(part, path)
     return []
@@ -119,7 +119,7 @@ def _check_node(node: list, part: Message, path: tuple[int, ...]) -> None:
         for index, (child, sub) in enumerate(
             zip(node[:subtype_index], part.get_payload(), strict=True), 1
         ):
-            _check_node(child, sub, path + (index,))
+            _check_node(child, sub, (*path, index))
         assert len(children) >= len(part.get_payload())
         return
     kind, subtype, params, cid, description, encoding, size = node[:7]
@@ -139,7 +139,7 @@ def _check_node(node: list, part: Message, path: tuple[int, ...]) -> None:
     assert encoding.decode().lower() == part.get("Content-Transfer-Encoding", "7bit").lower()
     body = _raw_body(part) if part.get_content_maintype() != "message" else None
     if part.get_content_type() == "message/rfc822":
-        inner_envelope, inner_body, lines = node[7:10]
+        inner_envelope, inner_body, _lines = node[7:10]
         inner = part.get_payload(0)
         assert inner_envelope[1].decode() == inner["Subject"]
         assert inner_envelope[9].decode() == inner["Message-ID"]
