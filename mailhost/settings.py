@@ -7,6 +7,7 @@ switch to PostgreSQL and Redis for a scaled-out install.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import socket
 from pathlib import Path
@@ -108,6 +109,10 @@ def _database() -> dict:
     config = dj_database_url.parse(url)
     if config["ENGINE"] == "django.db.backends.postgresql":
         config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 20)}}
+    # Test runs that share one server get their own test database, named after the data
+    # directory, so two checkouts (or CI and a developer) never drop each other's.
+    suffix = hashlib.sha256(str(DATA_DIR).encode()).hexdigest()[:8]
+    config["TEST"] = {"NAME": f"test_{config['NAME']}_{suffix}"}
     return config
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from django.conf import settings
 
-from apps.mailserver import listeners, tls, worker
+from apps.mailserver import executor, listeners, tls, worker
 from apps.mailstore import events
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ class Supervisor:
     ready: asyncio.Event | None = None
 
     async def run(self) -> None:
+        asyncio.get_running_loop().set_default_executor(executor.DatabaseExecutor())
         self.stop = asyncio.Event()
         self.ready = self.ready or asyncio.Event()
         tls.ensure_certificate(
