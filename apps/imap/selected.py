@@ -42,7 +42,9 @@ class SelectedMailbox:
 
     # -- numbers ------------------------------------------------------------------------
 
-    def __len__(self) -> int:
+    @property
+    def exists(self) -> int:
+        """The message count the client knows (RFC 9051 §7.4.1 EXISTS)."""
         return len(self.uids)
 
     def seq_of(self, uid: int) -> int | None:

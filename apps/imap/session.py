@@ -267,7 +267,7 @@ class Session:
     def select(self, selected: SelectedMailbox | None) -> None:
         self.selected = selected
         self.saved = None  # RFC 5182 §2.1: SELECT/EXAMINE/CLOSE/UNSELECT reset "$"
-        self.state = State.SELECTED if selected else State.AUTHENTICATED
+        self.state = State.AUTHENTICATED if selected is None else State.SELECTED
         self.dirty = False
         if self.subscription is not None:
             self.subscription.drain()

@@ -81,7 +81,7 @@ def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapsh
     """The untagged data SELECT must send (RFC 9051 §6.3.2, RFC 3501 §6.3.1)."""
     for line in mailbox.flags_announcement():
         session.write(line)
-    session.untagged(f"{len(mailbox)} EXISTS")
+    session.untagged(f"{mailbox.exists} EXISTS")
     if not session.rev2:  # RFC 3501 only; we do not keep \Recent
         session.untagged("0 RECENT")
         if snapshot.first_unseen_uid is not None:
