@@ -159,7 +159,7 @@ def test_status_counts(imap, alice):
     client = imap.login(alice)
     client.select("INBOX")
     client.store("1", "+FLAGS", "(\\Seen \\Deleted)")
-    typ, data = client.status(
+    _typ, data = client.status(
         "INBOX", "(MESSAGES UIDNEXT UNSEEN DELETED SIZE RECENT HIGHESTMODSEQ APPENDLIMIT)"
     )
     text = data[0].decode()
