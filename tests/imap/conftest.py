@@ -125,6 +125,11 @@ class Imap:
         client.login(persona.address, persona.password)
         return client
 
+    def close_all(self) -> None:
+        for client in self.opened:
+            with contextlib.suppress(OSError):
+                (client.shutdown if isinstance(client, imaplib.IMAP4) else client.close)()
+
     def raw(self, persona=None, *, tls: bool = True) -> Raw:
         """A raw client on 993 (or plain 143), logged in if a persona is given."""
         sock = socket.create_connection(("127.0.0.1", self.tls_port if tls else self.port), TIMEOUT)
@@ -144,9 +149,7 @@ def imap(transactional_db):
     server = RunningServer(("imap", "imaps")).start()
     running = Imap(server)
     yield running
-    for client in running.opened:
-        with contextlib.suppress(OSError):
-            (client.shutdown if isinstance(client, imaplib.IMAP4) else client.close)()
+    running.close_all()
     server.stop()
 
 
