@@ -4,7 +4,6 @@ never answers SERVERBUG, and another client keeps working throughout."""
 from __future__ import annotations
 
 import contextlib
-import socket
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -99,7 +98,7 @@ class Fuzzed:
         try:
             self.raw.send(b"fz " + data + b"\r\nzz NOOP\r\n")
             return self.raw.until_tagged("zz")
-        except (ConnectionError, OSError, socket.timeout):
+        except (TimeoutError, ConnectionError, OSError):
             # Closed by the server (BYE), or waiting for a literal we never send: both fine.
             with contextlib.suppress(OSError):
                 self.raw.close()
