@@ -74,7 +74,9 @@ class Connection:
     def hold_input(self) -> None:
         """Stop reading from the socket, so the client's TLS hello, sent as soon as it sees
         our OK, waits in the kernel for the TLS layer instead of landing in `reader`."""
-        self.writer.transport.pause_reading()
+        transport = self.writer.transport
+        assert isinstance(transport, asyncio.ReadTransport)
+        transport.pause_reading()
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
         """Upgrade to TLS (asyncio resumes reading under the TLS layer)."""

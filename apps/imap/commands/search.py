@@ -43,7 +43,7 @@ def _uses_modseq(key: SearchKey) -> bool:
 def _context(session: Session) -> tuple[SelectedMailbox, dict[str, Any]]:
     selected = session.selected
     assert selected is not None
-    return selected, {"uid_of_seq": selected.uids, "saved": session.saved}
+    return selected, {"uids": selected.uids, "saved": session.saved}
 
 
 async def search(session: Session, command: Command) -> Reply:
@@ -108,10 +108,10 @@ def _esearch(
             parts.append(f"MIN {min(numbers)}")
         if "MAX" in options:
             parts.append(f"MAX {max(numbers)}")
-        if "ALL" in options:
-            parts.append(f"ALL {responses.uid_set(numbers)}")
     if "COUNT" in options:
         parts.append(f"COUNT {len(numbers)}")
+    if numbers and "ALL" in options:
+        parts.append(f"ALL {responses.uid_set(numbers)}")
     if highest and numbers:
         parts.append(f"MODSEQ {highest}")  # RFC 7162 §3.1.5
     return " ".join(parts)
@@ -126,7 +126,7 @@ async def _highest_modseq(selected: SelectedMailbox, uids: list[int]) -> int | N
 
 async def sort(session: Session, command: Command) -> Reply:
     """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2)."""
-    from apps.imap import search as engine
+    from apps.imap import sort as engine
     from apps.imap.session import Reply
 
     args = command.args
@@ -160,24 +160,7 @@ async def thread(session: Session, command: Command) -> Reply:
     threads = await query.run(engine.run_thread)(
         selected.folder_id, args.algorithm, args.key, **context
     )
-    convert = (lambda u: u) if args.uid else (lambda u: selected.seq_of(u) or 0)
-    session.untagged("THREAD " + "".join(_thread_list(t, convert) for t in threads))
+    numbering = None if args.uid else selected.seq_of
+    lists = engine.render_threads(threads, numbering)  # RFC 5256 §4: "THREAD" [SP 1*thread-list]
+    session.write(b"* THREAD" + (b" " + lists if lists else b"") + b"\r\n")
     return Reply()
-
-
-def _thread_list(node: Any, convert: Any) -> str:
-    """RFC 5256 §4 thread-list: members separated by spaces, nested lists back to back."""
-    if isinstance(node, int):
-        return f"({convert(node)})"
-    numbers: list[str] = []
-    nested: list[str] = []
-    for item in node:
-        if isinstance(item, int) and not nested:
-            numbers.append(str(convert(item)))
-        else:
-            nested.append(_thread_list(item, convert))
-    inner = " ".join(numbers)
-    if nested:
-        tail = nested[0] if len(nested) == 1 and not numbers else "".join(nested)
-        inner = f"{inner} {tail}" if inner else tail
-    return f"({inner})"
