@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def deliver_loop(user_id: int, writer: int, count: int, start_at: float, grouped
     for raw in payloads:
         new = services.NewMessage.from_bytes(raw)
         if grouped:
-            groupcommit.run(lambda new=new: services.deliver(new, [user_id]))
+            groupcommit.run(partial(services.deliver, new, [user_id]))
         else:
             services.deliver(new, [user_id])
     connection.close()
@@ -75,9 +76,11 @@ def run_threads(user_id: int, writers: int, total: int) -> float:
     per_writer = total // writers
     start_at = time.time() + 0.5
     with ThreadPoolExecutor(writers) as pool:
-        counts = list(
-            pool.map(lambda w: deliver_loop(user_id, w, per_writer, start_at, True), range(writers))
-        )
+        jobs = [
+            pool.submit(deliver_loop, user_id, w, per_writer, start_at, True)
+            for w in range(writers)
+        ]
+        counts = [job.result() for job in jobs]
     return sum(counts) / (time.time() - start_at)
 
 

@@ -11,8 +11,10 @@ import hashlib
 import secrets
 import socket
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from mailhost.env import env_address, env_bool, env_int, env_list, env_path, env_str
 
@@ -86,7 +88,7 @@ TEMPLATES = [
 ]
 
 
-def _database() -> dict:
+def _database() -> dict[str, Any]:
     """SQLite in the data directory unless DATABASE_URL names another database."""
     url = env_str("DATABASE_URL")
     if not url:
@@ -106,7 +108,7 @@ def _database() -> dict:
             },
             "TEST": {"NAME": DATA_DIR / "test.sqlite3"},
         }
-    config = dj_database_url.parse(url)
+    config: dict[str, Any] = dict(dj_database_url.parse(url))
     if config["ENGINE"] == "django.db.backends.postgresql":
         config["OPTIONS"] = {"pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 20)}}
     # Test runs that share one server get their own test database, named after the data
@@ -190,6 +192,52 @@ TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
 # Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
 ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
 
+# --- Outbound relay (apps/relay) ---------------------------------------------------------
+# The port of every remote MX. Production always uses 25 (RFC 5321 §4.5.4.1); tests map it
+# to a server they start on 127.0.0.1.
+RELAY_PORT = env_int("MAILHOST_RELAY_PORT", 25)
+
+
+def _seconds_list(name: str, default: list[int]) -> list[int]:
+    raw = env_list(name, [str(n) for n in default])
+    if not all(item.isdigit() for item in raw):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a list of whole seconds")
+    return [int(item) for item in raw]
+
+
+# Seconds between attempts after a temporary failure: the last one repeats until the
+# message expires (RELAY_MAX_AGE; RFC 5321 §4.5.4.1 suggests 4-5 days).
+RELAY_RETRY_DELAYS = _seconds_list(
+    "MAILHOST_RELAY_RETRY_DELAYS", [300, 900, 1800, 3600, 7200, 14400]
+)
+RELAY_MAX_AGE = env_int("MAILHOST_RELAY_MAX_AGE", 5 * 24 * 3600)
+RELAY_DELAY_WARNING = env_int("MAILHOST_RELAY_DELAY_WARNING", 4 * 3600)
+# How often the sweep runs due attempts whose Celery message was lost.
+RELAY_SWEEP_SECONDS = env_int("MAILHOST_RELAY_SWEEP_SECONDS", 30)
+# A due message whose Celery task has not run this long after it was sent is sent again.
+RELAY_REDISPATCH_SECONDS = env_int("MAILHOST_RELAY_REDISPATCH_SECONDS", 300)
+# A claimed message whose worker died is retried after this long.
+RELAY_LEASE_SECONDS = env_int("MAILHOST_RELAY_LEASE_SECONDS", 1800)
+# Seconds to wait for each reply (RFC 5321 §4.5.3.2 asks for minutes, not seconds).
+RELAY_TIMEOUT = env_int("MAILHOST_RELAY_TIMEOUT", 300)
+RELAY_CONNECT_TIMEOUT = env_int("MAILHOST_RELAY_CONNECT_TIMEOUT", 30)
+# Simultaneous connections to one destination from one worker process, and reuse of idle ones.
+RELAY_MAX_PER_DESTINATION = env_int("MAILHOST_RELAY_MAX_PER_DESTINATION", 4)
+RELAY_IDLE_SECONDS = env_int("MAILHOST_RELAY_IDLE_SECONDS", 30)
+RELAY_MESSAGES_PER_CONNECTION = env_int("MAILHOST_RELAY_MESSAGES_PER_CONNECTION", 100)
+# STARTTLS to peers: "opportunistic" (encrypt when offered, deliver even with a bad
+# certificate), "encrypt" (refuse to deliver in clear) or "verify" (a valid certificate).
+RELAY_TLS_POLICY = env_str("MAILHOST_RELAY_TLS_POLICY", "opportunistic")
+RELAY_CA_FILE = env_str("MAILHOST_RELAY_CA_FILE")  # extra trust anchors for peers, PEM
+# The Celery queue relay tasks go to (a worker consumes the default queue "celery").
+RELAY_QUEUE = env_str("MAILHOST_RELAY_QUEUE", "celery")
+# Optional smart host: all outbound mail goes to this one server ("host:port" or "off"),
+# with AUTH when a user is set, over STARTTLS or implicit TLS ("starttls" or "tls").
+RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
+RELAY_SMARTHOST_USER = env_str("MAILHOST_SMARTHOST_USER")
+RELAY_SMARTHOST_PASSWORD = env_str("MAILHOST_SMARTHOST_PASSWORD")
+RELAY_SMARTHOST_TLS = env_str("MAILHOST_SMARTHOST_TLS", "starttls")
+
 # --- Celery -------------------------------------------------------------------------------
 if EMBEDDED:
     _queue_dir = DATA_DIR / "queue"
@@ -202,6 +250,9 @@ if EMBEDDED:
         "processed_folder": str(_queue_dir / "processed"),
         "store_processed": False,
         "control_folder": str(_queue_dir / "control"),
+        # The worker looks for new task files this often (seconds); the default of 1 s
+        # would add up to a second to every delivery.
+        "polling_interval": 0.1,
     }
 else:
     CELERY_BROKER_URL = REDIS_URL
@@ -230,4 +281,9 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "collect-blobs": {"task": "mailstore.collect_blobs", "schedule": 3600.0},
     "sweep-incoming": {"task": "inbound.sweep", "schedule": 30.0},
+    "sweep-relay": {
+        "task": "relay.sweep",
+        "schedule": float(RELAY_SWEEP_SECONDS),
+        "options": {"queue": RELAY_QUEUE},
+    },
 }

@@ -14,8 +14,8 @@ def collect_blobs() -> int:
 
 
 @shared_task(name="inbound.process", acks_late=True)
-def process_incoming(incoming_id: int) -> bool:
-    """File one accepted message for its local recipients and queue the remote ones."""
+def process_incoming(incoming_id: int) -> int:
+    """File accepted messages for their local recipients and queue the remote ones."""
     return inbound.process(incoming_id)
 
 
@@ -26,3 +26,20 @@ def sweep_incoming() -> int:
     for incoming_id in due:
         inbound.process(incoming_id)
     return len(due)
+
+
+@shared_task(name="relay.deliver", acks_late=True)
+def relay_deliver(queued_id: int) -> int:
+    """Attempt a queued outbound message (and others due for its domain); returns how many."""
+    from apps.relay import delivery
+
+    return delivery.run(queued_id)
+
+
+@shared_task(name="relay.sweep")
+def relay_sweep() -> int:
+    """Run queued outbound messages that are due and have no task on its way."""
+    from apps.relay import pool, services
+
+    pool.shared_pool().prune()
+    return services.sweep()

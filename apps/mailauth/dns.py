@@ -7,6 +7,7 @@ it at a DNS server on 127.0.0.1 and production at the configured or system resol
 from __future__ import annotations
 
 import ipaddress
+import threading
 
 import dns.asyncresolver
 import dns.exception
@@ -122,12 +123,17 @@ class Resolver:
     """
 
     def __init__(
-        self, nameservers: Nameservers | None = None, timeout: float = DEFAULT_TIMEOUT
+        self,
+        nameservers: Nameservers | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        cache: dns.resolver.LRUCache | None = None,
     ) -> None:
         self.nameservers = nameservers
         self.timeout = timeout
         resolver = _dnspython(dns.resolver.Resolver, nameservers, timeout)
         assert isinstance(resolver, dns.resolver.Resolver)
+        resolver.cache = cache
         self._resolver = resolver
 
     def _resolve(self, name: str, rdtype: str) -> dns.resolver.Answer:
@@ -219,6 +225,18 @@ def parse_nameservers(text: str | None) -> Nameservers | None:
     return [_parse_one(e) for e in entries] or None
 
 
+_shared: dict[tuple[str | None, float], Resolver] = {}
+_shared_lock = threading.Lock()
+CACHE_SIZE = 10000  # answers kept, each for its TTL
+
+
 def resolver_from_settings(nameservers: str | None, timeout: float = DEFAULT_TIMEOUT) -> Resolver:
-    """A `Resolver` for the MAILHOST_DNS_SERVERS setting (see `parse_nameservers`)."""
-    return Resolver(parse_nameservers(nameservers), timeout)
+    """The process's `Resolver` for the MAILHOST_DNS_SERVERS setting (see
+    `parse_nameservers`), with a cache that honours TTLs: every message from one domain
+    asks for the same SPF and DMARC records."""
+    key = (nameservers, timeout)
+    with _shared_lock:
+        if key not in _shared:
+            cache = dns.resolver.LRUCache(CACHE_SIZE)
+            _shared[key] = Resolver(parse_nameservers(nameservers), timeout, cache=cache)
+        return _shared[key]

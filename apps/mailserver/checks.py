@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import CheckMessage, Error, Warning, register
 
 
 @register()
 def check_mail_settings(app_configs, **kwargs) -> list:
-    problems = []
+    problems: list[CheckMessage] = []
     if settings.PROFILE not in ("production", "development"):
         problems.append(
             Error(

@@ -30,7 +30,7 @@ def worker_command() -> list[str]:
         "--loglevel",
         "INFO",
         "--concurrency",
-        "2",
+        "8",  # threads: filing waits on fsync, not the CPU
         "--pool",
         "threads",
         "--without-gossip",

@@ -8,7 +8,7 @@ bytes they are (RFC 5321 §2.3.8; the 2023 SMTP smuggling advisories).
 from __future__ import annotations
 
 import tempfile
-from typing import BinaryIO
+from typing import IO
 
 SPOOL_IN_MEMORY = 1024 * 1024  # bytes kept in memory before the spool moves to disk
 
@@ -20,7 +20,7 @@ class Spool:
         self.limit = limit
         self.size = 0
         self.too_big = False
-        self.file: BinaryIO = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
             max_size=SPOOL_IN_MEMORY, dir=directory
         )
 

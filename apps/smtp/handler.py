@@ -16,7 +16,7 @@ from django.conf import settings
 
 from apps.accounts import services as accounts
 from apps.mailserver.limits import is_loopback
-from apps.mailstore import groupcommit, inbound
+from apps.mailstore import inbound
 from apps.mailstore.blobs import blob_store
 from apps.smtp import headers, policy, replies
 from apps.smtp.authcheck import check_inbound
@@ -118,18 +118,16 @@ class MailHandler:
             recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
         )
         blob_key, size = self._store_blob(trace + prefix, spool, body)
-        groupcommit.run(
-            lambda: inbound.accept(
-                blob_key=blob_key,
-                size=size,
-                source="submission" if user is not None else "mx",
-                recipients=envelope.recipients,
-                mail_from=envelope.mail_from or "",
-                sender_id=user.pk if user is not None else None,
-                envid=envelope.mail.envid or "",
-                ret=envelope.mail.ret or "",
-                auth_results=auth_results,
-            )
+        inbound.accept(
+            blob_key=blob_key,
+            size=size,
+            source="submission" if user is not None else "mx",
+            recipients=envelope.recipients,
+            mail_from=envelope.mail_from or "",
+            sender_id=user.pk if user is not None else None,
+            envid=envelope.mail.envid or "",
+            ret=envelope.mail.ret or "",
+            auth_results=auth_results,
         )
         return replies.QUEUED.format(qid)
 

@@ -63,7 +63,7 @@ def test_parallel_writers_get_unique_increasing_uids_and_lose_nothing(live_perso
 def test_a_writer_killed_mid_delivery_leaves_every_acknowledged_message_whole(live_personas):
     alice = live_personas["alice"]
     writer = start_writer(alice.id, 100000, "crash")
-    acknowledged = []
+    acknowledged: list[list[str]] = []
     deadline = time.monotonic() + 120
     assert writer.stdout is not None
     while len(acknowledged) < 150 and time.monotonic() < deadline:

@@ -34,15 +34,15 @@ class Command(BaseCommand):
             services.create_domain(name)
             self.stdout.write(f"added {name}")
             return
-        domain = Domain.objects.filter(name=name).first()
-        if domain is None:
+        found = Domain.objects.filter(name=name).first()
+        if found is None:
             raise CommandError(f"no domain {name}")
         if action == "remove":
-            domain.delete()
+            found.delete()
         elif action == "catchall":
-            domain.catch_all = options["address"]
-            domain.save()
+            found.catch_all = options["address"]
+            found.save()
         else:
-            domain.is_active = action == "enable"
-            domain.save()
+            found.is_active = action == "enable"
+            found.save()
         self.stdout.write(f"{action}: {name}")

@@ -42,11 +42,11 @@ class Command(BaseCommand):
         if action == "add":
             self._add(options)
             return
-        user = User.objects.filter(email=normalise(options["address"])).first()
-        if user is None:
+        found = User.objects.filter(email=normalise(options["address"])).first()
+        if found is None:
             raise CommandError(f"no user {options['address']}")
-        getattr(self, f"_{action}")(user, options)
-        self.stdout.write(f"{action}: {user.email}")
+        getattr(self, f"_{action}")(found, options)
+        self.stdout.write(f"{action}: {found.email}")
 
     def _add(self, options: dict) -> None:
         address = normalise(options["address"])

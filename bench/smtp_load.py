@@ -1,0 +1,170 @@
+"""Benchmark: SMTP accept rate and end-to-end delivery rate.
+
+Starts `manage.py runmailserver` (embedded default: SQLite, its own Celery worker) in a
+scratch data directory, then sends N messages of 4 KB over C concurrent SMTP sessions to
+one local user. Prints messages accepted per second (250 after DATA) and messages visible
+in the mailbox per second (filed by the pipeline), with the count that landed.
+
+    .venv/bin/python bench/smtp_load.py [--messages 2000] [--sessions 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.dnsserver import ZoneServer  # noqa: E402  (a real DNS server on loopback)
+
+BODY = ("The quick brown fox jumps over the lazy dog. " * 100)[:4000]
+
+
+def manage(data_dir: str, *args: str) -> str:
+    env = {**os.environ, "MAILHOST_DATA_DIR": data_dir}
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def start_server(data_dir: str, dns: str, worker: bool) -> tuple[subprocess.Popen, int]:
+    env = {
+        **os.environ,
+        "MAILHOST_DATA_DIR": data_dir,
+        "MAILHOST_SMTP": "127.0.0.1:0",
+        "MAILHOST_LOG_LEVEL": "WARNING",
+        "MAILHOST_DNS_SERVERS": dns,
+    }
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        env.pop(name, None)
+    for name in ("SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB"):
+        env[f"MAILHOST_{name}"] = "off"
+    command = [sys.executable, "manage.py", "runmailserver"] + ([] if worker else ["--no-worker"])
+    server = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    assert server.stdout is not None
+    port = 0
+    while True:
+        line = server.stdout.readline()
+        if not line:
+            raise SystemExit("runmailserver exited")
+        if match := re.match(r"listening: smtp\s+\S+:(\d+)", line):
+            port = int(match.group(1))
+        if line.startswith("worker: celery started") or (port and not worker):
+            return server, port
+
+
+async def send_session(port: int, count: int, session: int) -> int:
+    """One SMTP session sending `count` messages, pipelining MAIL, RCPT and DATA (RFC 2920)
+    the way MTAs do; a raw asyncio client keeps the load generator's own CPU small."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def replies(n: int) -> list[bytes]:
+        got: list[bytes] = []
+        while len(got) < n:
+            line = await reader.readline()
+            if not line:
+                raise ConnectionError("server closed the connection")
+            if line[3:4] != b"-":
+                got.append(line)
+        return got
+
+    await replies(1)
+    writer.write(b"EHLO bench.client\r\n")
+    await replies(1)
+    for n in range(count):
+        writer.write(b"MAIL FROM:<bench@sender.test>\r\nRCPT TO:<user@bench.test>\r\nDATA\r\n")
+        codes = [r[:3] for r in await replies(3)]
+        if codes != [b"250", b"250", b"354"]:
+            raise RuntimeError(f"session {session}: {codes}")
+        writer.write(
+            f"From: bench@sender.test\r\nTo: user@bench.test\r\nSubject: load {session}/{n}\r\n"
+            f"Message-ID: <{session}.{n}@bench>\r\n\r\n{BODY}\r\n.\r\n".encode()
+        )
+        [reply] = await replies(1)
+        if not reply.startswith(b"250"):
+            raise RuntimeError(f"session {session}: {reply!r}")
+    writer.write(b"QUIT\r\n")
+    await replies(1)
+    writer.close()
+    return count
+
+
+async def send_all(port: int, sessions: int, per_session: int) -> int:
+    counts = await asyncio.gather(*(send_session(port, per_session, s) for s in range(sessions)))
+    return sum(counts)
+
+
+def visible(db_path: Path) -> int:
+    with sqlite3.connect(db_path, timeout=30) as db:
+        return db.execute("SELECT COUNT(*) FROM mailstore_message").fetchone()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument(
+        "--accept-only", action="store_true", help="no worker: measure SMTP acceptance alone"
+    )
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mailhost-smtp-bench-") as data_dir:
+        manage(data_dir, "migrate", "--noinput")
+        manage(data_dir, "domain", "add", "bench.test")
+        manage(data_dir, "user", "add", "user@bench.test", "--quota", "0")
+        # SPF, DKIM and DMARC lookups go to a DNS server on loopback (the sender's domain
+        # publishes SPF), never to the internet.
+        zone = ZoneServer('sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"').start()
+        dns = ",".join(f"{host}:{port}" for host, port in zone.nameservers)
+        server, port = start_server(data_dir, dns, worker=not options.accept_only)
+        try:
+            per_session = options.messages // options.sessions
+            started = time.monotonic()
+            sent = asyncio.run(send_all(port, options.sessions, per_session))
+            accepted_after = time.monotonic() - started
+            deadline = time.monotonic() + (0 if options.accept_only else 600)
+            while (landed := visible(Path(data_dir) / "mailhost.sqlite3")) < sent:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            delivered_after = time.monotonic() - started
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(60)
+            zone.stop()
+    print(
+        f"accepted:  {sent} messages in {accepted_after:.2f} s = "
+        f"{sent / accepted_after:,.0f} msg/s ({options.sessions} sessions, 4 KB)"
+    )
+    print(
+        f"delivered: {landed} of {sent} visible in INBOX after {delivered_after:.2f} s = "
+        f"{landed / delivered_after:,.0f} msg/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
