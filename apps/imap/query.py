@@ -49,7 +49,8 @@ class FolderGone(Exception):
 
 @dataclass
 class Snapshot:
-    """What SELECT needs: the folder's identity and counters, its UIDs, its keywords."""
+    """What SELECT needs: the folder's identity and counters, its UIDs, its keywords
+    (built by `index.open_folder`)."""
 
     folder_id: int
     name: str
@@ -83,40 +84,9 @@ def folder_uids(folder_id: int) -> array:
         return array("q", [row[0] for row in cursor.fetchall()])
 
 
-def open_folder(user_id: int, name: str, *, want_unseen: bool) -> Snapshot:
-    """Read a folder for SELECT/EXAMINE. The counters are read before the UID list, so a
-    change that lands in between is seen again by the first sync, never missed."""
-    folder = services.get_folder(user_id, name)
-    uids = folder_uids(folder.pk)
-    first_unseen = None
-    if want_unseen:
-        found = _rows(
-            f"SELECT MIN(uid) FROM {MESSAGE} WHERE folder_id = %s AND NOT seen", [folder.pk]
-        )
-        first_unseen = found[0][0] if found else None
-    return Snapshot(
-        folder_id=folder.pk,
-        name=folder.name,
-        uidvalidity=folder.uidvalidity,
-        uidnext=folder.uidnext,
-        highestmodseq=folder.highestmodseq,
-        special_use=folder.special_use,
-        uids=uids,
-        first_unseen_uid=first_unseen,
-        keywords=folder_keywords(folder.pk),
-    )
-
-
-def folder_keywords(folder_id: int) -> list[str]:
-    """Keywords in use in the folder, for the FLAGS response (RFC 9051 §7.3.5)."""
-    rows = _rows(
-        f"SELECT DISTINCT keywords FROM {MESSAGE} WHERE folder_id = %s AND keywords <> ' '",
-        [folder_id],
-    )
-    found: dict[str, None] = {}
-    for (text,) in rows:
-        found.update(dict.fromkeys(text.split()))
-    return sorted(found)
+def highest_expunge_modseq(folder_id: int) -> int:
+    rows = _rows(f"SELECT MAX(modseq) FROM {EXPUNGED} WHERE folder_id = %s", [folder_id])
+    return rows[0][0] or 0
 
 
 def changes_since(folder_id: int, message_mark: int, expunge_mark: int) -> Changes:

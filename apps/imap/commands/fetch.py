@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from apps.imap import query, responses
+from apps.imap import index, query, responses
 from apps.imap.parser import (
     Command,
     Fetch,
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # Messages per worker-thread round trip: metadata only, and with body sections.
 BATCH_META = 2000
 BATCH_BODY = 50
+FLAG_BATCH = 50_000
 STREAM_OVER = 1024 * 1024
 # Items that need only flag columns (the UID FETCH 1:* (FLAGS) of every sync client).
 FLAG_ONLY = frozenset({"UID", "FLAGS", "MODSEQ"})
@@ -175,26 +176,12 @@ async def _fetch_flags(
     pairs: list[tuple[int, int]],
     items: Sequence[FetchItem],
 ) -> None:
+    """From the folder index, formatted on a worker thread, in batches."""
     names = [i.name for i in items if isinstance(i, FetchAttr)]
-    seq_of = dict((uid, seq) for seq, uid in pairs)
-    for start in range(0, len(pairs), 50 * BATCH_META):
-        chunk = [uid for _, uid in pairs[start : start + 50 * BATCH_META]]
-        rows = await query.run(query.flag_rows)(selected.folder_id, chunk)
-        lines = [_flag_line(seq_of[row[0]], row, names) for row in rows]
-        session.write(b"".join(lines))
+    for start in range(0, len(pairs), FLAG_BATCH):
+        chunk = pairs[start : start + FLAG_BATCH]
+        session.write(await query.run(index.flag_lines)(selected.folder_id, chunk, names))
         await session.flush()
-
-
-def _flag_line(seq: int, row: tuple[Any, ...], names: Sequence[str]) -> bytes:
-    parts = []
-    for name in names:
-        if name == "UID":
-            parts.append(f"UID {row[0]}")
-        elif name == "FLAGS":
-            parts.append(f"FLAGS {responses.message_flags(*row[2:8])}")
-        else:
-            parts.append(f"MODSEQ ({row[1]})")
-    return f"* {seq} FETCH ({' '.join(parts)})\r\n".encode()
 
 
 # -- everything else -------------------------------------------------------------------------

@@ -1,14 +1,14 @@
 """Mailbox commands of the authenticated state: SELECT, EXAMINE (with RFC 7162 CONDSTORE
 and QRESYNC), CREATE (RFC 6154 USE), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS.
 
-RFC 9051 §6.3. Writes are store services; SELECT reads a snapshot (query.open_folder).
+RFC 9051 §6.3. Writes are store services; SELECT reads a snapshot from the folder index.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from apps.imap import query, responses
+from apps.imap import index, query, responses
 from apps.imap.parser import (
     Command,
     Create,
@@ -62,9 +62,7 @@ async def select(session: Session, command: Command) -> Reply:
         session.select(None)
         session.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     try:
-        snapshot = await query.run(query.open_folder)(
-            _user(session).pk, args.mailbox, want_unseen=not session.rev2
-        )
+        snapshot = await query.run(index.open_folder)(_user(session).pk, args.mailbox)
     except services.FolderNotFound:
         raise _error("No such mailbox", "NONEXISTENT") from None
     if args.condstore:

@@ -1,0 +1,215 @@
+"""A per-process index of the folders sessions open: UIDs, modseqs and flags in compact
+arrays, kept current from the store's modseq watermarks.
+
+SELECT and FETCH (FLAGS) read it instead of scanning the message table, the way Dovecot
+reads its index files: a folder of 100,000 messages is loaded once (one query), after
+which bringing it up to date is one indexed query for rows and tombstones with a modseq
+above the watermarks (the same rule as `selected.py`: rows first, then tombstones; both
+idempotent). The store stays the truth: the index is a cache of it, bounded in size and
+correct whichever process or node made a change. All methods run on worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from array import array
+from bisect import bisect_left
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.imap import query, responses
+from apps.mailstore import services
+
+# Cached messages in all folders together (about 17 bytes each), before the least
+# recently used folders are dropped.
+MAX_MESSAGES = 2_000_000
+# System flags as bits, in responses.SYSTEM_FLAGS order.
+_BITS = (1, 2, 4, 8, 16)
+
+
+def flag_bits(seen: Any, answered: Any, flagged: Any, deleted: Any, draft: Any) -> int:
+    return sum(
+        bit for bit, on in zip(_BITS, (seen, answered, flagged, deleted, draft), strict=True) if on
+    )
+
+
+def flags_text(bits: int, keywords: str) -> str:
+    """The FLAGS list of a message from its bits and keyword text."""
+    seen, answered, flagged, deleted, draft = (bits & bit for bit in _BITS)
+    return responses.message_flags(seen, answered, flagged, deleted, draft, keywords)
+
+
+@dataclass
+class Entry:
+    """One folder as of its watermarks."""
+
+    folder_id: int
+    uids: array = field(default_factory=lambda: array("q"))
+    modseqs: array = field(default_factory=lambda: array("q"))
+    flags: array = field(default_factory=lambda: array("B"))
+    keywords: dict[int, str] = field(default_factory=dict)  # uid -> " a b " when not empty
+    known_keywords: set[str] = field(default_factory=set)
+    message_mark: int = 0
+    expunge_mark: int = 0
+    loaded: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def load(self) -> None:
+        """Everything, in one query; the tombstone watermark is the highest modseq read
+        before it, so an expunge racing the load is applied by the next refresh."""
+        self.expunge_mark = query.highest_expunge_modseq(self.folder_id)
+        rows = query.changed_rows(self.folder_id, 0)
+        self.uids = array("q", [r[0] for r in rows])
+        self.modseqs = array("q", [r[1] for r in rows])
+        self.flags = array("B", [flag_bits(*r[2:7]) for r in rows])
+        self.keywords = {r[0]: r[7] for r in rows if r[7] != " "}
+        self.known_keywords = {k for text in self.keywords.values() for k in text.split()}
+        self.message_mark = max(self.modseqs, default=0)
+        self.loaded = True
+
+    def refresh(self) -> None:
+        """Apply what changed after the watermarks."""
+        changes = query.changes_since(self.folder_id, self.message_mark, self.expunge_mark)
+        self._apply_rows(changes.rows)
+        gone = set()
+        for uid, modseq in changes.expunged:
+            self.expunge_mark = max(self.expunge_mark, modseq)
+            gone.add(uid)
+        if gone:
+            self._remove(gone)
+
+    def _apply_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        for row in rows:
+            uid, modseq = row[0], row[1]
+            self.message_mark = max(self.message_mark, modseq)
+            bits = flag_bits(*row[2:7])
+            index = bisect_left(self.uids, uid)
+            if index < len(self.uids) and self.uids[index] == uid:
+                self.modseqs[index], self.flags[index] = modseq, bits
+            elif index == len(self.uids):
+                self.uids.append(uid)
+                self.modseqs.append(modseq)
+                self.flags.append(bits)
+            else:  # cannot happen (UIDs only grow); stay correct regardless
+                self.uids.insert(index, uid)
+                self.modseqs.insert(index, modseq)
+                self.flags.insert(index, bits)
+            if row[7] != " ":
+                self.keywords[uid] = row[7]
+                self.known_keywords.update(row[7].split())
+            else:
+                self.keywords.pop(uid, None)
+
+    def _remove(self, gone: set[int]) -> None:
+        keep = [i for i, uid in enumerate(self.uids) if uid not in gone]
+        self.uids = array("q", [self.uids[i] for i in keep])
+        self.modseqs = array("q", [self.modseqs[i] for i in keep])
+        self.flags = array("B", [self.flags[i] for i in keep])
+        for uid in gone:
+            self.keywords.pop(uid, None)
+
+    def flag_rows(self, uids: Iterable[int]) -> list[tuple[int, int, int, str]]:
+        """(uid, modseq, flag bits, keywords) for the UIDs still in the folder."""
+        out = []
+        for uid in uids:
+            index = bisect_left(self.uids, uid)
+            if index < len(self.uids) and self.uids[index] == uid:
+                out.append(
+                    (uid, self.modseqs[index], self.flags[index], self.keywords.get(uid, " "))
+                )
+        return out
+
+
+class FolderIndex:
+    """The entries, least recently used first; thread-safe."""
+
+    def __init__(self, max_messages: int = MAX_MESSAGES) -> None:
+        self.max_messages = max_messages
+        self._entries: OrderedDict[int, Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def current(self, folder_id: int) -> Entry:
+        """The folder's entry, brought up to date; the caller holds `entry.lock` after."""
+        with self._lock:
+            entry = self._entries.get(folder_id)
+            if entry is None:
+                entry = self._entries[folder_id] = Entry(folder_id)
+            self._entries.move_to_end(folder_id)
+        entry.lock.acquire()
+        try:
+            if not entry.loaded:
+                entry.load()
+            else:
+                entry.refresh()
+        except BaseException as exc:
+            entry.lock.release()
+            if isinstance(exc, query.FolderGone):
+                self.forget(folder_id)
+            raise
+        self._evict()
+        return entry
+
+    def _evict(self) -> None:
+        with self._lock:
+            total = sum(len(e.uids) for e in self._entries.values())
+            while total > self.max_messages and len(self._entries) > 1:
+                _, oldest = self._entries.popitem(last=False)
+                total -= len(oldest.uids)
+
+    def forget(self, folder_id: int) -> None:
+        with self._lock:
+            self._entries.pop(folder_id, None)
+
+
+folders = FolderIndex()
+
+
+def open_folder(user_id: int, name: str) -> query.Snapshot:
+    """What SELECT needs, from the index: the folder's counters (read first, so anything
+    newer is seen again by the session's first sync), a private copy of its UIDs, the
+    keywords in use and the first unseen message."""
+    folder = services.get_folder(user_id, name)
+    entry = folders.current(folder.pk)
+    try:
+        uids = array("q", entry.uids)
+        keywords = sorted(entry.known_keywords)
+        first_unseen = next(
+            (u for u, f in zip(entry.uids, entry.flags, strict=True) if not f & 1), None
+        )
+    finally:
+        entry.lock.release()
+    return query.Snapshot(
+        folder_id=folder.pk,
+        name=folder.name,
+        uidvalidity=folder.uidvalidity,
+        uidnext=folder.uidnext,
+        highestmodseq=folder.highestmodseq,
+        special_use=folder.special_use,
+        uids=uids,
+        first_unseen_uid=first_unseen,
+        keywords=keywords,
+    )
+
+
+def flag_lines(folder_id: int, pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> bytes:
+    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs."""
+    entry = folders.current(folder_id)
+    try:
+        rows = entry.flag_rows(uid for _, uid in pairs)
+    finally:
+        entry.lock.release()
+    seq_of = dict((uid, seq) for seq, uid in pairs)
+    out = []
+    for uid, modseq, bits, keywords in rows:
+        parts = []
+        for name in names:
+            if name == "UID":
+                parts.append(f"UID {uid}")
+            elif name == "FLAGS":
+                parts.append(f"FLAGS {flags_text(bits, keywords)}")
+            else:
+                parts.append(f"MODSEQ ({modseq})")
+        out.append(f"* {seq_of[uid]} FETCH ({' '.join(parts)})\r\n")
+    return "".join(out).encode()
