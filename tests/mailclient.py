@@ -15,7 +15,7 @@ def client_tls() -> ssl.SSLContext:
     return context
 
 
-def wait_for_messages(user_id: int, count: int, folder: str = "INBOX", timeout: float = 30):
+def wait_for_messages(user_id: int, count: int, folder: str = "INBOX", timeout: float = 60):
     """The user's messages in `folder` once there are `count` of them (the pipeline runs
     in a worker process, so filing takes a moment)."""
     from apps.mailstore.models import Message
