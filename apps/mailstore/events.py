@@ -163,18 +163,34 @@ async def run_redis_listener(stop: asyncio.Event) -> None:
     """Scaled out: hear every node's changes over Redis pub/sub."""
     import redis.asyncio as aioredis
 
-    while not stop.is_set():
-        client = aioredis.Redis.from_url(settings.REDIS_URL)
-        try:
-            async with client.pubsub() as pubsub:
-                await pubsub.subscribe(REDIS_CHANNEL)
-                while not stop.is_set():
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if msg is not None:
-                        user_id, folder_id = json.loads(msg["data"])
-                        hub.deliver(Change(user_id, folder_id))
-        except Exception:
-            log.warning("Redis change listener lost its connection; retrying", exc_info=True)
-            await asyncio.sleep(1)
-        finally:
-            await client.aclose()
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while not stop.is_set():
+            client = aioredis.Redis.from_url(settings.REDIS_URL)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(REDIS_CHANNEL)
+                    await _relay_messages(pubsub, stopping)
+            except Exception:
+                log.warning("Redis change listener lost its connection; retrying", exc_info=True)
+                await asyncio.wait({stopping}, timeout=1)
+            finally:
+                await client.aclose()
+    finally:
+        stopping.cancel()
+
+
+async def _relay_messages(pubsub, stopping: asyncio.Future) -> None:
+    """Deliver pub/sub messages to this node's subscribers until `stopping` completes."""
+    while not stopping.done():
+        getter = asyncio.ensure_future(
+            pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+        )
+        await asyncio.wait({getter, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            return
+        message = getter.result()
+        if message is not None:
+            user_id, folder_id = json.loads(message["data"])
+            hub.deliver(Change(user_id, folder_id))
