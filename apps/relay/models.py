@@ -1,4 +1,4 @@
-"""The outbound queue: the truth about every message on its way to another server."""
+"""The outbound queue (the truth about every message on its way out) and DKIM signing keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ class QueuedMessage(models.Model):
     """One message for one destination domain, with every recipient there.
 
     Celery runs attempts; a periodic sweep runs whatever is due, so a lost broker
-    message delays mail but never loses it.
+    message delays mail but never loses it. A worker claims a row with a conditional
+    UPDATE (state queued -> sending, with its own `claim` token and a lease), so two
+    workers never deliver the same message.
     """
 
     class State(models.TextChoices):
@@ -18,7 +20,7 @@ class QueuedMessage(models.Model):
         SENDING = "sending"  # claimed by a worker (conditional UPDATE)
         HELD = "held"
         DELIVERED = "delivered"
-        FAILED = "failed"
+        FAILED = "failed"  # every recipient is done, and at least one failed
 
     blob_key = models.CharField(max_length=64)
     size = models.BigIntegerField()
@@ -38,6 +40,44 @@ class QueuedMessage(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     delay_warned = models.BooleanField(default=False)
+    # The worker's token while state is "sending", and when its claim lapses.
+    claim = models.CharField(max_length=32, blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # When the last Celery task for this row was due to run; the sweep sends another
+    # only when that one looks lost.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["state", "next_attempt_at"], name="relay_due")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.mail_from or '<>'} -> {self.domain} ({self.state})"
+
+
+class DKIMKey(models.Model):
+    """A signing key of one of our domains, published at <selector>._domainkey.<domain>.
+
+    Active keys sign outgoing mail (one per algorithm); a rotated key stays published,
+    inactive, until an admin removes it, so mail signed with it still verifies.
+    """
+
+    class Algorithm(models.TextChoices):
+        RSA = "rsa-sha256"
+        ED25519 = "ed25519-sha256"  # RFC 8463
+
+    domain = models.ForeignKey("accounts.Domain", on_delete=models.CASCADE, related_name="+")
+    selector = models.CharField(max_length=63)
+    algorithm = models.CharField(max_length=20, choices=Algorithm.choices)
+    private_key = models.TextField()  # PKCS#8 PEM
+    public_record = models.TextField()  # the TXT value to publish
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["domain_id", "-created_at", "algorithm"]
+        constraints = [
+            models.UniqueConstraint(fields=["domain", "selector"], name="unique_dkim_selector")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.selector} ({self.algorithm})"

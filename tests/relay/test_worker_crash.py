@@ -1,0 +1,123 @@
+"""A worker killed with SIGKILL in the middle of the queue: after a restart every message
+is delivered exactly once (the claims, the lease and the sweep)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apps.relay.models import QueuedMessage
+from tests.conftest import ROOT
+from tests.mailclient import raw_message
+from tests.relay.helpers import queue, wait_until
+from tests.relay.sink import Sink
+
+QUEUE = "relay-crash-test"  # a queue of its own: the run's shared worker never sees it
+MESSAGES = 200
+KILL_AFTER = 60  # transactions received before the worker dies
+
+
+def start_worker(environment: dict[str, str], schedule: Path | None = None) -> subprocess.Popen:
+    """A worker like the one tests/conftest.py starts, on this test's queue; with a
+    schedule file it also runs beat, which sends the sweep every second."""
+    from django.db import connection
+
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "mailhost",
+        "worker",
+        "--pool",
+        "threads",
+        "--concurrency",
+        "4",
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--queues",
+        QUEUE,
+    ]
+    if schedule is not None:
+        command += ["--beat", "--schedule", str(schedule)]
+    env = {**os.environ, **environment, "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"])}
+    return subprocess.Popen(command, cwd=ROOT, env=env)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def target() -> Iterator[Sink]:
+    server = Sink().start()
+    yield server
+    server.stop()
+
+
+def test_a_worker_killed_mid_queue_loses_nothing_and_doubles_nothing(
+    live_personas, zone, target, settings, tmp_path
+):
+    settings.RELAY_QUEUE = QUEUE
+    environment = {
+        "MAILHOST_RELAY_QUEUE": QUEUE,
+        "MAILHOST_RELAY_PORT": str(target.port),
+        "MAILHOST_RELAY_LEASE_SECONDS": "3",
+        "MAILHOST_RELAY_REDISPATCH_SECONDS": "2",
+        "MAILHOST_RELAY_SWEEP_SECONDS": "1",
+    }
+    zone.mx("crash.test")
+    alice = live_personas["alice"]
+    for n in range(MESSAGES):
+        queue(alice, [f"r{n}@crash.test"], raw_message(alice.address, f"r{n}@crash.test", f"#{n}"))
+    first = start_worker(environment)
+    killed = threading.Event()
+
+    def kill_in_the_middle_of_a_transaction(envelope) -> str | None:
+        if killed.is_set() or len(target.messages()) < KILL_AFTER:
+            return None
+        # This stalls the whole receiving server, so every "250" it already sent has
+        # been recorded by the worker before it dies. The message whose DATA is being
+        # taken now gets no reply: the worker must send it again.
+        time.sleep(1)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(10)
+        killed.set()
+        return "421 4.3.0 the client is gone"
+
+    target.before_data = kill_in_the_middle_of_a_transaction
+    try:
+        assert wait_until(killed.is_set, timeout=120), "the worker was never killed"
+        assert QueuedMessage.objects.exclude(state="delivered").exists()
+        second = start_worker(environment, schedule=tmp_path / "beat")
+        try:
+            done = wait_until(
+                lambda: QueuedMessage.objects.filter(state="delivered").count() == MESSAGES,
+                timeout=180,
+            )
+        finally:
+            stop(second)
+    finally:
+        stop(first)
+    assert done, QueuedMessage.objects.exclude(state="delivered").values("state", "last_error")[:5]
+    subjects = Counter(m.header("Subject") for m in target.messages())
+    assert len(subjects) == MESSAGES
+    assert [s for s, n in subjects.items() if n > 1] == []
