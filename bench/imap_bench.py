@@ -56,7 +56,7 @@ call_command("runmailserver", "--no-worker")
 
 
 def raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
@@ -79,7 +79,8 @@ def message(n: int, to: str) -> bytes:
         f"From: Sender {n % 97} <sender{n % 97}@example.net>\r\nTo: {to}\r\n"
         f"Subject: Report {n} token{n}\r\nMessage-ID: <{n}.{to}@bench>\r\n"
         f"Date: Mon, 30 Nov 2026 12:00:00 +0000\r\n\r\n"
-        + f"word{n} lorem ipsum dolor sit amet, consectetur adipiscing elit\r\n" * 40
+        + f"word{n} lorem ipsum dolor sit amet, consectetur adipiscing elit\r\n"
+        * 40
     ).encode()
 
 
@@ -108,14 +109,20 @@ def build(data_dir: Path, messages: int, clients: int) -> None:
         if have >= count:
             continue
         started = time.monotonic()
-        templates = [services.NewMessage.from_bytes(message(n, address)) for n in range(min(count, TEMPLATES))]
+        distinct = min(count, TEMPLATES)
+        templates = [services.NewMessage.from_bytes(message(n, address)) for n in range(distinct)]
         for start in range(have, count, 2000):
-            batch = [(templates[n % len(templates)], [user.pk]) for n in range(start, min(count, start + 2000))]
-            services.deliver_many(batch)
-        print(f"  filed {count - have} messages for {address} in {time.monotonic() - started:.0f} s")
+            numbers = range(start, min(count, start + 2000))
+            services.deliver_many([(templates[n % distinct], [user.pk]) for n in numbers])
+        print(
+            f"  filed {count - have} messages for {address} in {time.monotonic() - started:.0f} s"
+        )
 
 
 # -- a small client ----------------------------------------------------------------------------
+
+
+LATENCY: dict[str, list[float]] = {}  # command name -> seconds, for the mixed load
 
 
 class Client:
@@ -134,7 +141,9 @@ class Client:
     async def command(self, text: str | bytes) -> list[bytes]:
         self.tag += 1
         tag = b"b%d " % self.tag
-        self.writer.write(tag + (text.encode() if isinstance(text, str) else text) + b"\r\n")
+        data = text.encode() if isinstance(text, str) else text
+        self.writer.write(tag + data + b"\r\n")
+        started = time.perf_counter()
         lines = []
         while True:
             line = await self.reader.readline()
@@ -145,7 +154,9 @@ class Client:
                 await self.reader.readexactly(int(found.group(1)))
             if line.startswith(tag):
                 self.commands += 1
-                if not line[len(tag):].startswith(b"OK"):
+                name = data.split(b" ", 1)[0].decode()
+                LATENCY.setdefault(name, []).append(time.perf_counter() - started)
+                if not line[len(tag) :].startswith(b"OK"):
                     raise RuntimeError(line.decode(errors="replace"))
                 return lines
             lines.append(line)
@@ -238,15 +249,43 @@ async def one_operation(client: Client, rng: random.Random, exists: int, address
     return exists
 
 
-async def mixed_load(port: int, clients: int, seconds: float) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: float) -> None:
+    """`clients` clients spread over the server processes (nodes) round-robin."""
+    LATENCY.clear()
     deadline = time.monotonic() + seconds
     started = time.monotonic()
+    server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
     counts = await asyncio.gather(
-        *(load_client(port, f"load{i}@bench.test", deadline, i) for i in range(clients))
+        *(
+            load_client(ports[i % len(ports)], f"load{i}@bench.test", deadline, i)
+            for i in range(clients)
+        )
     )
     elapsed = time.monotonic() - started
     total = sum(counts)
-    print(f"  {clients} clients, {elapsed:.0f} s: {total} commands, {total / elapsed:.0f} commands/s")
+    print(
+        f"  {clients} clients on {len(ports)} server process(es), {elapsed:.0f} s:"
+        f" {total} commands, {total / elapsed:.0f} commands/s"
+    )
+    server_cpu = sum(map(cpu_seconds, pids)) - server_cpu
+    client_cpu = time.process_time() - client_cpu
+    print(
+        f"  CPU: server {server_cpu:.1f} s ({server_cpu / total * 1000:.2f} ms per command),"
+        f" clients {client_cpu:.1f} s; load average {os.getloadavg()[0]:.1f}"
+    )
+    for name, times in sorted(LATENCY.items()):
+        times.sort()
+        p90 = times[int(len(times) * 0.9)]
+        print(
+            f"    {name:8} {len(times):6} x  median {statistics.median(times) * 1000:6.1f} ms"
+            f"  p90 {p90 * 1000:6.1f} ms"
+        )
 
 
 # -- idle connections --------------------------------------------------------------------------
@@ -299,7 +338,8 @@ def deliver_one(data_dir: Path) -> None:
     from apps.mailstore import services
 
     user = User.objects.get(email=IDLE_USER)
-    services.deliver(services.NewMessage.from_bytes(message(random.randint(1, 10**9), IDLE_USER)), [user.pk])
+    raw = message(random.randint(1, 10**9), IDLE_USER)
+    services.deliver(services.NewMessage.from_bytes(raw), [user.pk])
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -313,7 +353,9 @@ def free_port() -> int:
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen:
     process = subprocess.Popen(
-        [sys.executable, "-c", SERVER], cwd=ROOT, env=environment(data_dir, port),
+        [sys.executable, "-c", SERVER],
+        cwd=ROOT,
+        env=environment(data_dir, port),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -334,6 +376,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/imap-bench"))
+    parser.add_argument(
+        "--nodes", type=int, default=1, help="server processes for the mixed load (scale-out)"
+    )
     args = parser.parse_args()
     raise_fd_limit()
     print(f"data set in {args.data_dir}")
@@ -344,8 +389,25 @@ def main() -> None:
         print("one client, big folder:")
         asyncio.run(single_client(port))
         print("mixed load:")
-        asyncio.run(mixed_load(port, args.clients, args.seconds))
-        print("idle connections:")
+        nodes = [(port, server)] + [
+            (extra, start_server(args.data_dir, extra))
+            for extra in (free_port() for _ in range(args.nodes - 1))
+        ]
+        try:
+            asyncio.run(
+                mixed_load(
+                    [p for p, _ in nodes], [s.pid for _, s in nodes], args.clients, args.seconds
+                )
+            )
+        finally:
+            for _, extra_server in nodes[1:]:
+                extra_server.terminate()
+                extra_server.wait(30)
+        print("idle connections (a freshly started server):")
+        server.terminate()
+        server.wait(30)
+        port = free_port()
+        server = start_server(args.data_dir, port)
         asyncio.run(idle_connections(port, server.pid, args.idle, args.data_dir))
     finally:
         server.terminate()

@@ -72,7 +72,8 @@ class Connection:
     async def drain(self) -> None:
         if self._deflate is not None:
             self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
-        await asyncio.wait_for(self.writer.drain(), limits.WRITE_TIMEOUT)
+        async with asyncio.timeout(limits.WRITE_TIMEOUT):
+            await self.writer.drain()
 
     async def send(self, data: bytes) -> None:
         self.write(data)

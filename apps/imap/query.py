@@ -11,13 +11,13 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, ParamSpec, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from apps.mailstore import services
+from apps.mailstore import groupcommit, services
 from apps.mailstore.models import Expunged, Folder, Message
 
 P = ParamSpec("P")
@@ -28,19 +28,32 @@ EXPUNGED = Expunged._meta.db_table
 FOLDER = Folder._meta.db_table
 # Columns behind FLAGS, in responses.message_flags order.
 FLAG_COLUMNS = "seen, answered, flagged, deleted, draft, keywords"
+_NULLS = ", ".join(["NULL"] * 6)  # where FLAG_COLUMNS are, in rows without them
 # UIDs per SQL statement when fetching by a list of UIDs.
 BATCH = 500
 
 
+@cache
 def run(fn: Callable[P, R]) -> Callable[P, Any]:
-    """`fn` as a coroutine function that runs on a thread of the shared pool."""
-    threaded = sync_to_async(fn, thread_sensitive=False)
+    """`fn` as a coroutine function that runs on a thread of the shared pool (made once
+    per function: sessions call these on every command)."""
+    return sync_to_async(fn, thread_sensitive=False)
 
+
+def write(fn: Callable[P, R]) -> Callable[P, Any]:
+    """Like `run`, for store writes: through the process's group committer, so concurrent
+    sessions' changes share one transaction and one fsync (apps.mailstore.groupcommit)."""
+
+    return run(_grouped(fn))
+
+
+@cache
+def _grouped(fn: Callable[P, R]) -> Callable[P, R]:
     @wraps(fn)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await threaded(*args, **kwargs)
+    def grouped(*args: P.args, **kwargs: P.kwargs) -> R:
+        return groupcommit.run(lambda: fn(*args, **kwargs))
 
-    return call
+    return grouped
 
 
 class FolderGone(Exception):
@@ -91,15 +104,29 @@ def highest_expunge_modseq(folder_id: int) -> int:
 
 def changes_since(folder_id: int, message_mark: int, expunge_mark: int) -> Changes:
     """What changed after the watermarks: rows with a higher modseq (new or re-flagged)
-    and tombstones with a higher modseq. Raises FolderGone if the folder went away."""
-    if not Folder.objects.filter(pk=folder_id).exists():
-        raise FolderGone
-    rows = changed_rows(folder_id, message_mark)
-    expunged = _rows(
-        f"SELECT uid, modseq FROM {EXPUNGED} WHERE folder_id = %s AND modseq > %s",
-        [folder_id, expunge_mark],
+    and tombstones with a higher modseq, in one statement (this runs before most tagged
+    replies). Raises FolderGone if the folder went away."""
+    found = _rows(
+        f"SELECT 0, uid, modseq, {FLAG_COLUMNS} FROM {MESSAGE}"
+        " WHERE folder_id = %s AND modseq > %s"
+        f" UNION ALL SELECT 1, uid, modseq, {_NULLS} FROM {EXPUNGED}"
+        " WHERE folder_id = %s AND modseq > %s"
+        f" UNION ALL SELECT 2, id, 0, {_NULLS} FROM {FOLDER} WHERE id = %s",
+        [folder_id, message_mark, folder_id, expunge_mark, folder_id],
     )
-    return Changes(rows, [(uid, modseq) for uid, modseq in expunged])
+    changes = Changes()
+    exists = False
+    for row in found:
+        if row[0] == 0:
+            changes.rows.append(row[1:])
+        elif row[0] == 1:
+            changes.expunged.append((row[1], row[2]))
+        else:
+            exists = True
+    if not exists:
+        raise FolderGone
+    changes.rows.sort(key=lambda row: row[0])
+    return changes
 
 
 def changed_rows(folder_id: int, modseq: int) -> list[tuple[Any, ...]]:

@@ -154,15 +154,13 @@ class Session:
             self.limits.max_literal if authenticated else limits.MAX_LITERAL_UNAUTHENTICATED
         )
         try:
-            return await asyncio.wait_for(
-                read_command(
+            async with asyncio.timeout(timeout):
+                return await read_command(
                     self.conn.reader,
                     self.conn,
                     max_line=self.limits.max_line,
                     max_literal=max_literal,
-                ),
-                timeout,
-            )
+                )
         except CommandRejected:
             await self._count_bad()
             return None

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from apps.imap import query, responses
 from apps.imap.parser import Append, Command
-from apps.mailstore import services
+from apps.mailstore import groupcommit, services
 
 if TYPE_CHECKING:
     from apps.imap.session import Reply, Session
@@ -49,6 +49,8 @@ async def append(session: Session, command: Command) -> Reply:
 
 
 def _store(user, args: Append) -> tuple[int, list[int]]:
+    """Blobs written and parsed here, in parallel with other sessions; the rows through
+    the group committer."""
     batch = [
         (
             services.NewMessage.from_bytes(message.data),
@@ -57,4 +59,4 @@ def _store(user, args: Append) -> tuple[int, list[int]]:
         )
         for message in args.messages
     ]
-    return services.append_many(user, args.mailbox, batch)
+    return groupcommit.run(lambda: services.append_many(user, args.mailbox, batch))

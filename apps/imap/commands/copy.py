@@ -34,7 +34,7 @@ async def copy(session: Session, command: Command) -> Reply:
         raise _error("Mailbox is read-only", "READ-ONLY")
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     try:
-        uidvalidity, sources, copies = await query.run(services.file_messages)(
+        uidvalidity, sources, copies = await query.write(services.file_messages)(
             session.user.pk,
             selected.folder_id,
             uidsets.to_ranges(u for _, u in pairs),

@@ -36,7 +36,7 @@ async def expunge(session: Session, command: Command) -> Reply:
         ranges = uidsets.to_ranges(uid for _, uid in pairs)
         if not ranges:
             return _reply()
-    await query.run(services.expunge)(session.user.pk, selected.folder_id, ranges)
+    await query.write(services.expunge)(session.user.pk, selected.folder_id, ranges)
     await session.sync(expunge=True, force=True)
     return _reply()
 
@@ -46,7 +46,7 @@ async def close(session: Session, command: Command) -> Reply:
     selected = session.selected
     assert selected is not None and session.user is not None
     if not selected.readonly:
-        await query.run(services.expunge)(session.user.pk, selected.folder_id, None)
+        await query.write(services.expunge)(session.user.pk, selected.folder_id, None)
     session.select(None)
     return _reply()
 

@@ -150,7 +150,7 @@ async def _mark_seen(
         return set()
     assert session.user is not None
     ranges = uidsets.to_ranges(uid for _, uid in pairs)
-    result = await query.run(services.store_flags)(
+    result = await query.write(services.store_flags)(
         session.user.pk, selected.folder_id, ranges, "add", ["\\Seen"]
     )
     for uid, modseq, _ in result.changed:
@@ -217,7 +217,7 @@ async def _write(session: Session, pieces: list[Piece]) -> None:
         end = piece.start + piece.length
         while offset < end:
             step = min(CHUNK, end - offset)
-            data = await query.run(blob_store().read_range)(piece.key, offset, step)
+            data = await query.run(_read_range)(piece.key, offset, step)
             if not data:
                 raise ConnectionError("blob shorter than its row says")
             session.write(data.replace(b"\x00", b"\x80"))  # as render.imap_literal does
@@ -365,6 +365,10 @@ def _stream_range(row: dict[str, Any], part: tuple[int, ...], text: str | None) 
         return None
     start = row["header_size"] if text == "TEXT" else 0
     return BlobRange(row["blob_key"], start, row["size"] - start)
+
+
+def _read_range(key: str, start: int, length: int) -> bytes:
+    return blob_store().read_range(key, start, length)
 
 
 def _load(row: dict[str, Any]) -> bytes:

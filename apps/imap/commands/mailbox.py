@@ -128,7 +128,7 @@ async def create(session: Session, command: Command) -> Reply:
     if name.upper() == "INBOX":
         raise _error("INBOX always exists", "ALREADYEXISTS")
     try:
-        await query.run(services.create_folder)(
+        await query.write(services.create_folder)(
             _user(session), name, args.special_use[0] if args.special_use else ""
         )
     except services.FolderExists:
@@ -147,7 +147,7 @@ async def delete(session: Session, command: Command) -> Reply:
         if session.selected is not None and session.selected.folder_id == folder_id:
             session.select(None)
             session.untagged("OK [CLOSED] Deleted mailbox was selected")
-        await query.run(services.delete_folder)(_user(session), args.mailbox)
+        await query.write(services.delete_folder)(_user(session), args.mailbox)
     except services.FolderNotFound:
         raise _error("No such mailbox", "NONEXISTENT") from None
     return _reply()
@@ -161,7 +161,7 @@ async def rename(session: Session, command: Command) -> Reply:
     if new.upper() == "INBOX":
         raise _error("INBOX already exists", "ALREADYEXISTS")
     try:
-        await query.run(services.rename_folder)(_user(session), args.mailbox, new)
+        await query.write(services.rename_folder)(_user(session), args.mailbox, new)
     except services.FolderNotFound:
         raise _error("No such mailbox", "NONEXISTENT") from None
     except services.FolderExists:
@@ -176,7 +176,7 @@ async def subscribe(session: Session, command: Command) -> Reply:
         await query.run(query.folder_id_of)(_user(session).pk, args.mailbox)
     except services.FolderNotFound:
         raise _error("No such mailbox", "NONEXISTENT") from None
-    await query.run(services.set_subscribed)(
+    await query.write(services.set_subscribed)(
         _user(session), args.mailbox, isinstance(args, Subscribe)
     )
     return _reply()

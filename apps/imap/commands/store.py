@@ -37,7 +37,7 @@ async def store(session: Session, command: Command) -> Reply:
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     flags = [f for f in args.flags if f != "\\Recent"]  # RFC 9051 §2.3.2: not settable
     _announce_keywords(session, selected, flags)
-    result = await query.run(services.store_flags)(
+    result = await query.write(services.store_flags)(
         session.user.pk,
         selected.folder_id,
         uidsets.to_ranges(u for _, u in pairs),
