@@ -625,7 +625,11 @@ def file_messages(
     if result[2] and (into_junk or out_of_junk):
         copies = Message.objects.filter(uidsets.uid_filter(uidsets.to_ranges(result[2])))
         blob_keys = list(copies.filter(folder_id=target.pk).values_list("blob_key", flat=True))
-        junk_training.send(sender=Message, user_id=user_id, blob_keys=blob_keys, spam=into_junk)
+        transaction.on_commit(
+            lambda: junk_training.send(
+                sender=Message, user_id=user_id, blob_keys=blob_keys, spam=into_junk
+            )
+        )
     return result
 
 
