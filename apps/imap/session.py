@@ -55,7 +55,7 @@ class Reply:
 class CommandError(Exception):
     """Raised by a handler to end its command with NO or BAD."""
 
-    def __init__(self, text: str, *, code: str | None = None, status: str = "NO") -> None:
+    def __init__(self, text: str, code: str | None = None, *, status: str = "NO") -> None:
         super().__init__(text)
         self.reply = Reply(status, text, code)
 
@@ -140,10 +140,13 @@ class Session:
                 raw = await self._read()
                 if raw is not None:
                     await self.execute(raw)
-        except (ConnectionClosed, MustDisconnect, ConnectionError, TimeoutError, ssl.SSLError):
-            pass
-        except OSError:
-            pass
+        except (ConnectionClosed, MustDisconnect, TimeoutError, ssl.SSLError, OSError):
+            pass  # the client went away, or was sent away
+        except query.FolderGone:
+            await self.bye("Selected mailbox was deleted")
+        except Exception:  # a bug must cost this session, never the server
+            log.exception("IMAP session failed")
+            await self.bye("Internal error")
         finally:
             self.close()
 

@@ -7,44 +7,32 @@ written in one transaction, so a MULTIAPPEND lands whole or not at all.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.imap import query, responses
 from apps.imap.parser import Append, Command
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import groupcommit, services
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
 
 
 async def append(session: Session, command: Command) -> Reply:
-    from apps.imap.session import Reply
-
     args = command.args
     assert isinstance(args, Append)
     assert session.user is not None
     for message in args.messages:
         if message.utf8 and not session.utf8:
-            raise _error("UTF8 data needs ENABLE UTF8=ACCEPT", status="BAD")  # RFC 6855 §4
+            raise CommandError("UTF8 data needs ENABLE UTF8=ACCEPT", status="BAD")  # RFC 6855 §4
         if not message.data:
-            raise _error("Empty message", "CANNOT")
+            raise CommandError("Empty message", "CANNOT")
         if len(message.data) > session.limits.max_literal:
-            raise _error("Message too big", "TOOBIG")  # RFC 7889 §4
+            raise CommandError("Message too big", "TOOBIG")  # RFC 7889 §4
     try:
         await query.run(query.folder_id_of)(session.user.pk, args.mailbox)
     except services.FolderNotFound:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help.
-        raise _error("No such mailbox", "TRYCREATE") from None
+        raise CommandError("No such mailbox", "TRYCREATE") from None
     try:
         uidvalidity, uids = await query.run(_store)(session.user, args)
     except services.QuotaExceeded:
-        raise _error("Quota exceeded", "OVERQUOTA") from None  # RFC 9208 §4.3
+        raise CommandError("Quota exceeded", "OVERQUOTA") from None  # RFC 9208 §4.3
     return Reply("OK", "APPEND completed", f"APPENDUID {uidvalidity} {responses.uid_set(uids)}")
 
 

@@ -10,33 +10,18 @@ import asyncio
 import base64
 import binascii
 import logging
-from typing import TYPE_CHECKING
 
 from apps.accounts import services as accounts
 from apps.imap import query, responses
 from apps.imap.parser import Authenticate, Command, Login
 from apps.imap.reader import LineTooLong, read_line
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
+from apps.imap.session import CommandError, Reply, Session
 
 log = logging.getLogger(__name__)
 # RFC 4616: the one mechanism offered; the password travels inside TLS.
 MECHANISMS = ("PLAIN",)
 # RFC 4616 §2: authzid, authcid, passwd each at most 255 octets of UTF-8.
 MAX_SASL_RESPONSE = 2048
-
-
-def _reply(*args, **kwargs) -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply(*args, **kwargs)
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
 
 
 async def starttls(session: Session, command: Command) -> None:
@@ -65,18 +50,18 @@ async def authenticate(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, Authenticate)
     if args.mechanism not in MECHANISMS:
-        raise _error("Unsupported authentication mechanism", "CANNOT")
+        raise CommandError("Unsupported authentication mechanism", "CANNOT")
     if not session.login_allowed:
-        raise _error("Authentication needs TLS first", "PRIVACYREQUIRED")
+        raise CommandError("Authentication needs TLS first", "PRIVACYREQUIRED")
     response = args.initial_response
     if response is None:
         response = await _sasl_response(session)
     parts = response.split(b"\0")
     if len(parts) != 3:
-        raise _error("Malformed PLAIN response", status="BAD")
+        raise CommandError("Malformed PLAIN response", status="BAD")
     authzid, authcid, password = (p.decode("utf-8", "replace") for p in parts)
     if authzid and authzid.lower() != authcid.lower():  # no acting as someone else
-        raise _error("Authorization identity refused", "AUTHORIZATIONFAILED")
+        raise CommandError("Authorization identity refused", "AUTHORIZATIONFAILED")
     return await authenticate_user(session, authcid, password)
 
 
@@ -90,29 +75,29 @@ async def _sasl_response(session: Session) -> bytes:
             session.limits.login_timeout,
         )
     except LineTooLong:
-        raise _error("Authentication response too long", status="BAD") from None
+        raise CommandError("Authentication response too long", status="BAD") from None
     if line.strip() == b"*":
-        raise _error("Authentication cancelled", status="BAD")
+        raise CommandError("Authentication cancelled", status="BAD")
     try:
         return base64.b64decode(line.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raise _error("Invalid base64 in authentication response", status="BAD") from None
+        raise CommandError("Invalid base64 in authentication response", status="BAD") from None
 
 
 async def authenticate_user(session: Session, address: str, password: str) -> Reply:
     if not session.login_allowed:
-        raise _error("Login needs TLS first (use STARTTLS or port 993)", "PRIVACYREQUIRED")
+        raise CommandError("Login needs TLS first (use STARTTLS or port 993)", "PRIVACYREQUIRED")
     result = await query.run(accounts.login)(address, password, session.conn.peer_ip)
     if result.blocked:
-        raise _error("Too many failed logins; try again later", "UNAVAILABLE")
+        raise CommandError("Too many failed logins; try again later", "UNAVAILABLE")
     if result.user is None:
         log.info("IMAP login failed for %r from %s", address, session.conn.peer_ip)
         await asyncio.sleep(result.delay)
         session.failed_logins += 1
         if session.failed_logins >= session.limits.max_failed_logins:
             session.closing = "Too many failed logins"
-        raise _error("Invalid credentials", "AUTHENTICATIONFAILED")
+        raise CommandError("Invalid credentials", "AUTHENTICATIONFAILED")
     if not session.listener.admit_user(result.user.pk):
-        raise _error("Too many connections for this user", "LIMIT")
+        raise CommandError("Too many connections for this user", "LIMIT")
     session.logged_in(result.user)
-    return _reply("OK", "Logged in", f"CAPABILITY {session.capability_text()}")
+    return Reply("OK", "Logged in", f"CAPABILITY {session.capability_text()}")

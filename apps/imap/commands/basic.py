@@ -3,35 +3,25 @@ LOGOUT, ID (RFC 2971), ENABLE (RFC 5161), NAMESPACE (RFC 2342), COMPRESS (RFC 49
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.imap import capabilities, responses
 from apps.imap.parser import Command, Compress, Enable, Id
 from apps.imap.render import imap_string
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
+from apps.imap.session import Reply, Session, State
 
 # RFC 2971 §3.3: what the server says about itself.
 SERVER_ID = (("name", "Mailhost"), ("vendor", "Mailhost"))
 
 
-def _reply(*args, **kwargs) -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply(*args, **kwargs)
-
-
 async def capability(session: Session, command: Command) -> Reply:
     session.untagged(f"CAPABILITY {session.capability_text()}")
-    return _reply()
+    return Reply()
 
 
 async def noop(session: Session, command: Command) -> Reply:
     """RFC 9051 §6.1.2: the way to poll; always look at the store (CHECK does the same,
     RFC 3501 §6.4.1, now that it has nothing else to do)."""
     await session.sync(expunge=True, force=True)
-    return _reply()
+    return Reply()
 
 
 async def logout(session: Session, command: Command) -> None:
@@ -39,7 +29,7 @@ async def logout(session: Session, command: Command) -> None:
     session.untagged("BYE Logging out")
     session.write(responses.tagged(command.tag, "OK", "LOGOUT completed"))
     await session.flush()
-    session.state = type(session.state).LOGOUT
+    session.state = State.LOGOUT
 
 
 async def id_(session: Session, command: Command) -> Reply:
@@ -47,7 +37,7 @@ async def id_(session: Session, command: Command) -> Reply:
     assert isinstance(command.args, Id)
     pairs = b" ".join(imap_string(k) + b" " + imap_string(v) for k, v in SERVER_ID)
     session.write(b"* ID (" + pairs + b")\r\n")
-    return _reply()
+    return Reply()
 
 
 async def enable(session: Session, command: Command) -> Reply:
@@ -62,13 +52,13 @@ async def enable(session: Session, command: Command) -> Reply:
     if session.enabled & {"CONDSTORE", "QRESYNC"}:
         session.enable_condstore()
     session.untagged(" ".join(["ENABLED", *newly]))
-    return _reply()
+    return Reply()
 
 
 async def namespace(session: Session, command: Command) -> Reply:
     """RFC 2342 §5 / RFC 9051 §6.3.10: one personal namespace, no others."""
     session.untagged('NAMESPACE (("" "/")) NIL NIL')
-    return _reply()
+    return Reply()
 
 
 async def compress(session: Session, command: Command) -> None:

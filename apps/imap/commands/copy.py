@@ -6,32 +6,20 @@ messages enter or leave Junk.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.imap import query, responses
 from apps.imap.parser import Command, Copy, Move
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
-
-
-def _error(text: str, code: str | None = None) -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code)
 
 
 async def copy(session: Session, command: Command) -> Reply:
-    from apps.imap.session import Reply
-
     args = command.args
     assert isinstance(args, Copy | Move)
     move = isinstance(args, Move)
     selected = session.selected
     assert selected is not None and session.user is not None
     if move and selected.readonly:
-        raise _error("Mailbox is read-only", "READ-ONLY")
+        raise CommandError("Mailbox is read-only", "READ-ONLY")
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     try:
         uidvalidity, sources, copies = await query.write(services.file_messages)(
@@ -42,9 +30,9 @@ async def copy(session: Session, command: Command) -> Reply:
             move=move,
         )
     except services.FolderNotFound:
-        raise _error("No such mailbox", "TRYCREATE") from None
+        raise CommandError("No such mailbox", "TRYCREATE") from None
     except services.QuotaExceeded:
-        raise _error("Quota exceeded", "OVERQUOTA") from None
+        raise CommandError("Quota exceeded", "OVERQUOTA") from None
     if not sources:
         return Reply()
     code = f"COPYUID {uidvalidity} {responses.uid_set(sources)} {responses.uid_set(copies)}"

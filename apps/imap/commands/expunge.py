@@ -3,20 +3,10 @@ UNSELECT (RFC 3691) and CHECK. RFC 9051 §6.4.1 - §6.4.3."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.imap import query
 from apps.imap.parser import Command, Expunge
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
-
-
-def _reply() -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply()
 
 
 async def expunge(session: Session, command: Command) -> Reply:
@@ -27,18 +17,16 @@ async def expunge(session: Session, command: Command) -> Reply:
     selected = session.selected
     assert selected is not None and session.user is not None
     if selected.readonly:
-        from apps.imap.session import CommandError
-
         raise CommandError("Mailbox is read-only", code="READ-ONLY")
     ranges = None
     if args.sequence_set is not None:
         pairs = selected.resolve(args.sequence_set, uid=True, saved=session.saved)
         ranges = uidsets.to_ranges(uid for _, uid in pairs)
         if not ranges:
-            return _reply()
+            return Reply()
     await query.write(services.expunge)(session.user.pk, selected.folder_id, ranges)
     await session.sync(expunge=True, force=True)
-    return _reply()
+    return Reply()
 
 
 async def close(session: Session, command: Command) -> Reply:
@@ -48,10 +36,10 @@ async def close(session: Session, command: Command) -> Reply:
     if not selected.readonly:
         await query.write(services.expunge)(session.user.pk, selected.folder_id, None)
     session.select(None)
-    return _reply()
+    return Reply()
 
 
 async def unselect(session: Session, command: Command) -> Reply:
     """RFC 3691 §2: like CLOSE without the expunge."""
     session.select(None)
-    return _reply()
+    return Reply()

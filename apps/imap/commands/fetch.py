@@ -33,13 +33,13 @@ from apps.imap.render import (
     section_bytes,
     slice_partial,
 )
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
 from apps.mailstore.blobs import CHUNK, blob_store
 from apps.mailstore.mime import UnknownTransferEncoding
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
-    from apps.imap.session import Reply, Session
 
 # Messages per worker-thread round trip: metadata only, and with body sections.
 BATCH_META = 2000
@@ -73,18 +73,6 @@ class BlobRange:
 Piece = bytes | BlobRange
 
 
-def _reply(*args, **kwargs) -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply(*args, **kwargs)
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
-
-
 async def fetch(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, Fetch)
@@ -103,7 +91,7 @@ async def fetch(session: Session, command: Command) -> Reply:
         await _fetch_flags(session, selected, pairs, items)
     else:
         await _fetch_messages(session, selected, pairs, items, changed_flags)
-    return _reply()
+    return Reply()
 
 
 def _items(args: Fetch) -> tuple[FetchItem, ...]:
@@ -203,7 +191,7 @@ async def _fetch_messages(
                 selected.folder_id, chunk, items, plan, changed_flags
             )
         except UnknownTransferEncoding:
-            raise _error("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
+            raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
         await _write(session, pieces)
 
 

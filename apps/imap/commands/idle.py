@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import TYPE_CHECKING
 
 from apps.imap.parser import Command
 from apps.imap.reader import LineTooLong, read_line
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
+from apps.imap.session import CommandError, Reply, Session
 
 CONTINUATION = b"+ idling\r\n"
 # RFC 2177 §3: the only thing a client may send during IDLE.
@@ -24,8 +21,6 @@ MAX_DONE_LINE = 1024
 
 
 async def idle(session: Session, command: Command) -> Reply:
-    from apps.imap.session import CommandError, Reply
-
     session.write(CONTINUATION)
     await session.sync(expunge=True)
     await session.flush()

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from apps.imap import query, responses
 from apps.imap.commands.mailbox import status_line
 from apps.imap.parser import Command, List, Lsub
+from apps.imap.session import Reply, Session
 from apps.mailstore import services
-
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
 
 DELIMITER = "/"
 
@@ -30,12 +27,6 @@ class Entry:
     subscribed: bool = False
     has_children: bool = False
     subscribed_child: bool = False  # RFC 5258 §3.5 CHILDINFO ("SUBSCRIBED")
-
-
-def _reply() -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply()
 
 
 def pattern_regex(reference: str, pattern: str) -> re.Pattern[str]:
@@ -87,7 +78,7 @@ async def list_(session: Session, command: Command) -> Reply:
     if args.patterns == ("",) and not args.extended:
         # RFC 9051 §6.3.9: the empty pattern asks for the delimiter and root.
         session.untagged('LIST (\\Noselect) "/" ""')
-        return _reply()
+        return Reply()
     assert session.user is not None
     entries = tree(await query.run(query.list_folders)(session.user.pk))
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
@@ -117,7 +108,7 @@ async def list_(session: Session, command: Command) -> Reply:
         session.write(b"* " + line + b"\r\n")
         if args.status_items and entry.exists:
             await _status_after(session, name, args.status_items)
-    return _reply()
+    return Reply()
 
 
 async def _status_after(session: Session, name: str, items: tuple[str, ...]) -> None:
@@ -150,4 +141,4 @@ async def lsub(session: Session, command: Command) -> Reply:
         session.write(
             f'* LSUB ({attrs}) "/" '.encode() + responses.mailbox(name, utf8=session.utf8) + b"\r\n"
         )
-    return _reply()
+    return Reply()

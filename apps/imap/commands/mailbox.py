@@ -6,8 +6,6 @@ RFC 9051 §6.3. Writes are store services; SELECT reads a snapshot from the fold
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from apps.imap import index, query, responses
 from apps.imap.parser import (
     Command,
@@ -21,26 +19,12 @@ from apps.imap.parser import (
     Unsubscribe,
 )
 from apps.imap.selected import SelectedMailbox
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services
 from apps.mailstore.models import Folder
 
-if TYPE_CHECKING:
-    from apps.imap.session import Reply, Session
-
 # RFC 6154 §2: the attributes CREATE ... USE may set.
 KNOWN_USES = frozenset(str(choice) for choice in Folder.SpecialUse.values if choice)
-
-
-def _reply(*args, **kwargs) -> Reply:
-    from apps.imap.session import Reply
-
-    return Reply(*args, **kwargs)
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
 
 
 def _user(session: Session):
@@ -57,14 +41,14 @@ async def select(session: Session, command: Command) -> Reply:
     assert isinstance(args, Select)
     if args.qresync is not None and not session.qresync:
         # RFC 7162 §3.2.5: QRESYNC parameters need ENABLE QRESYNC first.
-        raise _error("ENABLE QRESYNC first", status="BAD")
+        raise CommandError("ENABLE QRESYNC first", status="BAD")
     if session.selected is not None:
         session.select(None)
         session.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     try:
         snapshot = await query.run(index.open_folder)(_user(session).pk, args.mailbox)
     except services.FolderNotFound:
-        raise _error("No such mailbox", "NONEXISTENT") from None
+        raise CommandError("No such mailbox", "NONEXISTENT") from None
     if args.condstore:
         session.enable_condstore()  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
     mailbox = SelectedMailbox(snapshot, readonly=args.readonly)
@@ -72,7 +56,7 @@ async def select(session: Session, command: Command) -> Reply:
     session.select(mailbox)
     if args.qresync is not None and args.qresync.uidvalidity == snapshot.uidvalidity:
         await _qresync(session, mailbox, args.qresync)
-    return _reply("OK", "", "READ-ONLY" if args.readonly else "READ-WRITE")
+    return Reply("OK", "", "READ-ONLY" if args.readonly else "READ-WRITE")
 
 
 def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapshot) -> None:
@@ -123,17 +107,17 @@ async def create(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, Create)
     if len(args.special_use) > 1 or not set(args.special_use) <= KNOWN_USES:
-        raise _error("Unsupported special-use attribute", "USEATTR")
+        raise CommandError("Unsupported special-use attribute", "USEATTR")
     name = args.mailbox.rstrip("/")
     if name.upper() == "INBOX":
-        raise _error("INBOX always exists", "ALREADYEXISTS")
+        raise CommandError("INBOX always exists", "ALREADYEXISTS")
     try:
         await query.write(services.create_folder)(
             _user(session), name, args.special_use[0] if args.special_use else ""
         )
     except services.FolderExists:
-        raise _error("Mailbox already exists", "ALREADYEXISTS") from None
-    return _reply()
+        raise CommandError("Mailbox already exists", "ALREADYEXISTS") from None
+    return Reply()
 
 
 async def delete(session: Session, command: Command) -> Reply:
@@ -141,7 +125,7 @@ async def delete(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, Delete)
     if args.mailbox == "INBOX":
-        raise _error("INBOX cannot be deleted", "CANNOT")
+        raise CommandError("INBOX cannot be deleted", "CANNOT")
     try:
         folder_id = await query.run(query.folder_id_of)(_user(session).pk, args.mailbox)
         if session.selected is not None and session.selected.folder_id == folder_id:
@@ -149,8 +133,8 @@ async def delete(session: Session, command: Command) -> Reply:
             session.untagged("OK [CLOSED] Deleted mailbox was selected")
         await query.write(services.delete_folder)(_user(session), args.mailbox)
     except services.FolderNotFound:
-        raise _error("No such mailbox", "NONEXISTENT") from None
-    return _reply()
+        raise CommandError("No such mailbox", "NONEXISTENT") from None
+    return Reply()
 
 
 async def rename(session: Session, command: Command) -> Reply:
@@ -159,14 +143,14 @@ async def rename(session: Session, command: Command) -> Reply:
     assert isinstance(args, Rename)
     new = args.new_name.rstrip("/")
     if new.upper() == "INBOX":
-        raise _error("INBOX already exists", "ALREADYEXISTS")
+        raise CommandError("INBOX already exists", "ALREADYEXISTS")
     try:
         await query.write(services.rename_folder)(_user(session), args.mailbox, new)
     except services.FolderNotFound:
-        raise _error("No such mailbox", "NONEXISTENT") from None
+        raise CommandError("No such mailbox", "NONEXISTENT") from None
     except services.FolderExists:
-        raise _error("Target mailbox already exists", "ALREADYEXISTS") from None
-    return _reply()
+        raise CommandError("Target mailbox already exists", "ALREADYEXISTS") from None
+    return Reply()
 
 
 async def subscribe(session: Session, command: Command) -> Reply:
@@ -175,11 +159,11 @@ async def subscribe(session: Session, command: Command) -> Reply:
     try:
         await query.run(query.folder_id_of)(_user(session).pk, args.mailbox)
     except services.FolderNotFound:
-        raise _error("No such mailbox", "NONEXISTENT") from None
+        raise CommandError("No such mailbox", "NONEXISTENT") from None
     await query.write(services.set_subscribed)(
         _user(session), args.mailbox, isinstance(args, Subscribe)
     )
-    return _reply()
+    return Reply()
 
 
 # -- STATUS ---------------------------------------------------------------------------------
@@ -192,9 +176,9 @@ async def status(session: Session, command: Command) -> Reply:
     try:
         line = await status_line(session, args.mailbox, args.items)
     except services.FolderNotFound:
-        raise _error("No such mailbox", "NONEXISTENT") from None
+        raise CommandError("No such mailbox", "NONEXISTENT") from None
     session.write(line)
-    return _reply()
+    return Reply()
 
 
 async def status_line(session: Session, name: str, items: tuple[str, ...]) -> bytes:

@@ -13,18 +13,12 @@ from typing import TYPE_CHECKING, Any
 from apps.imap import query, responses
 from apps.imap.parse_search import SearchAnd, SearchKey, SearchModSeq, SearchNot, SearchOr
 from apps.imap.parser import Command, Search, Sort, Thread
+from apps.imap.session import CommandError, Reply, Session
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
-    from apps.imap.session import Reply, Session
 
 THREAD_ALGORITHMS = frozenset({"REFERENCES", "ORDEREDSUBJECT"})
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
 
 
 def _uses_modseq(key: SearchKey) -> bool:
@@ -48,7 +42,6 @@ def _context(session: Session) -> tuple[SelectedMailbox, dict[str, Any]]:
 
 async def search(session: Session, command: Command) -> Reply:
     from apps.imap import search as engine
-    from apps.imap.session import Reply
 
     args = command.args
     assert isinstance(args, Search)
@@ -127,7 +120,6 @@ async def _highest_modseq(selected: SelectedMailbox, uids: list[int]) -> int | N
 async def sort(session: Session, command: Command) -> Reply:
     """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2)."""
     from apps.imap import sort as engine
-    from apps.imap.session import Reply
 
     args = command.args
     assert isinstance(args, Sort)
@@ -150,12 +142,11 @@ async def sort(session: Session, command: Command) -> Reply:
 async def thread(session: Session, command: Command) -> Reply:
     """RFC 5256 §4: THREAD (a)(b c)(d (e)(f))."""
     from apps.imap import threading as engine
-    from apps.imap.session import Reply
 
     args = command.args
     assert isinstance(args, Thread)
     if args.algorithm not in THREAD_ALGORITHMS:
-        raise _error("Unsupported threading algorithm", status="BAD")
+        raise CommandError("Unsupported threading algorithm", status="BAD")
     selected, context = _context(session)
     threads = await query.run(engine.run_thread)(
         selected.folder_id, args.algorithm, args.key, **context

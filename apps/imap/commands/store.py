@@ -10,28 +10,20 @@ from typing import TYPE_CHECKING
 
 from apps.imap import query, responses
 from apps.imap.parser import Command, Store
+from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
-    from apps.imap.session import Reply, Session
-
-
-def _error(text: str, code: str | None = None, status: str = "NO") -> Exception:
-    from apps.imap.session import CommandError
-
-    return CommandError(text, code=code, status=status)
 
 
 async def store(session: Session, command: Command) -> Reply:
-    from apps.imap.session import Reply
-
     args = command.args
     assert isinstance(args, Store)
     selected = session.selected
     assert selected is not None and session.user is not None
     if selected.readonly:
-        raise _error("Mailbox is read-only", "READ-ONLY")
+        raise CommandError("Mailbox is read-only", "READ-ONLY")
     if args.unchanged_since is not None:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
