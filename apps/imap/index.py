@@ -158,6 +158,14 @@ class FolderIndex:
                 _, oldest = self._entries.popitem(last=False)
                 total -= len(oldest.uids)
 
+    def __contains__(self, folder_id: object) -> bool:
+        return folder_id in self._entries
+
+    def cached(self) -> list[int]:
+        """Folder ids held, least recently used first."""
+        with self._lock:
+            return list(self._entries)
+
     def forget(self, folder_id: int) -> None:
         with self._lock:
             self._entries.pop(folder_id, None)
