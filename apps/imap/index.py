@@ -27,6 +27,7 @@ from apps.mailstore import services
 MAX_MESSAGES = 2_000_000
 # System flags as bits, in responses.SYSTEM_FLAGS order.
 _BITS = (1, 2, 4, 8, 16)
+_DELETED = 8
 
 
 def flag_bits(seen: Any, answered: Any, flagged: Any, deleted: Any, draft: Any) -> int:
@@ -199,6 +200,39 @@ def open_folder(user_id: int, name: str) -> query.Snapshot:
         first_unseen_uid=first_unseen,
         keywords=keywords,
     )
+
+
+def would_change(folder_id: int, uids: Sequence[int], mode: str, flags: Sequence[str]) -> bool:
+    """Whether STORE `mode` `flags` would change any of these messages as the folder is
+    now; False lets a session skip a write transaction that would change nothing."""
+    entry = folders.current(folder_id)
+    try:
+        rows = entry.flag_rows(uids)
+    finally:
+        entry.lock.release()
+    wanted = {f.lower() for f in flags}
+    for _, _, bits, keywords in rows:
+        current = flags_text(bits, keywords)[1:-1].split()
+        have = {f.lower() for f in current}
+        if mode == "add" and not wanted <= have:
+            return True
+        if mode == "remove" and wanted & have:
+            return True
+        if mode == "replace" and sorted(current) != sorted(dict.fromkeys(flags)):
+            return True
+    return False
+
+
+def has_deleted(folder_id: int, uids: Sequence[int] | None = None) -> bool:
+    """Whether any message (of `uids`, if given) has \\Deleted: EXPUNGE and CLOSE skip the
+    store's write transaction when nothing would go."""
+    entry = folders.current(folder_id)
+    try:
+        if uids is None:
+            return any(bits & _DELETED for bits in entry.flags)
+        return any(bits & _DELETED for _, _, bits, _ in entry.flag_rows(uids))
+    finally:
+        entry.lock.release()
 
 
 def flag_lines(folder_id: int, pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> bytes:

@@ -8,6 +8,7 @@ message folder costs milliseconds, not the ORM's per-row objects.
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ EXPUNGED = Expunged._meta.db_table
 FOLDER = Folder._meta.db_table
 # Columns behind FLAGS, in responses.message_flags order.
 FLAG_COLUMNS = "seen, answered, flagged, deleted, draft, keywords"
+_JSON_COLUMNS = frozenset({"envelope", "body"})
 _NULLS = ", ".join(["NULL"] * 6)  # where FLAG_COLUMNS are, in rows without them
 # UIDs per SQL statement when fetching by a list of UIDs.
 BATCH = 500
@@ -159,18 +161,24 @@ def flags_of(folder_id: int, uids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
 def message_rows(
     folder_id: int, uids: Sequence[int], columns: Sequence[str]
 ) -> list[dict[str, Any]]:
-    """Rows for FETCH, in UID order: the named Message fields (uid always included)."""
+    """Rows for FETCH, in UID order: the named Message columns (uid always included),
+    JSON columns decoded."""
     names = list(dict.fromkeys(["uid", *columns]))
-    out: list[dict[str, Any]] = []
     wanted = set(uids)
-    for chunk in _chunks(uids):
-        query = Message.objects.filter(folder_id=folder_id, uid__range=(chunk[0], chunk[-1]))
-        if chunk[-1] - chunk[0] >= 4 * len(chunk):
-            query = Message.objects.filter(folder_id=folder_id, uid__in=chunk)
-        for row in query.order_by("uid").values(*names):
-            if row["uid"] in wanted:
-                out.append(row)
+    out: list[dict[str, Any]] = []
+    for sql, params in _batched(folder_id, uids, ", ".join(_quoted(n) for n in names)):
+        for values in _rows(sql + " ORDER BY uid", params):
+            if values[0] in wanted:
+                out.append(dict(zip(names, values, strict=True)))
+    for found in out:
+        for name in _JSON_COLUMNS.intersection(found):
+            if isinstance(found[name], str | bytes):
+                found[name] = json.loads(found[name])
     return out
+
+
+def _quoted(column: str) -> str:
+    return connection.ops.quote_name(column)
 
 
 def flag_rows(folder_id: int, uids: Sequence[int]) -> list[tuple[Any, ...]]:

@@ -3,7 +3,7 @@ UNSELECT (RFC 3691) and CHECK. RFC 9051 §6.4.1 - §6.4.3."""
 
 from __future__ import annotations
 
-from apps.imap import query
+from apps.imap import index, query
 from apps.imap.parser import Command, Expunge
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
@@ -18,13 +18,13 @@ async def expunge(session: Session, command: Command) -> Reply:
     assert selected is not None and session.user is not None
     if selected.readonly:
         raise CommandError("Mailbox is read-only", code="READ-ONLY")
-    ranges = None
+    ranges = uids = None
     if args.sequence_set is not None:
         pairs = selected.resolve(args.sequence_set, uid=True, saved=session.saved)
-        ranges = uidsets.to_ranges(uid for _, uid in pairs)
-        if not ranges:
-            return Reply()
-    await query.write(services.expunge)(session.user.pk, selected.folder_id, ranges)
+        uids = [uid for _, uid in pairs]
+        ranges = uidsets.to_ranges(uids)
+    if await query.run(index.has_deleted)(selected.folder_id, uids):
+        await query.write(services.expunge)(session.user.pk, selected.folder_id, ranges)
     await session.sync(expunge=True, force=True)
     return Reply()
 
@@ -33,7 +33,7 @@ async def close(session: Session, command: Command) -> Reply:
     """RFC 9051 §6.4.1: expunge silently (unless read-only), then no mailbox is selected."""
     selected = session.selected
     assert selected is not None and session.user is not None
-    if not selected.readonly:
+    if not selected.readonly and await query.run(index.has_deleted)(selected.folder_id):
         await query.write(services.expunge)(session.user.pk, selected.folder_id, None)
     session.select(None)
     return Reply()

@@ -137,9 +137,11 @@ async def _mark_seen(
     if selected.readonly or not pairs or not any(_sets_seen(i) for i in items):
         return set()
     assert session.user is not None
-    ranges = uidsets.to_ranges(uid for _, uid in pairs)
+    uids = [uid for _, uid in pairs]
+    if not await query.run(index.would_change)(selected.folder_id, uids, "add", ["\\Seen"]):
+        return set()
     result = await query.write(services.store_flags)(
-        session.user.pk, selected.folder_id, ranges, "add", ["\\Seen"]
+        session.user.pk, selected.folder_id, uidsets.to_ranges(uids), "add", ["\\Seen"]
     )
     for uid, modseq, _ in result.changed:
         selected.note_sent(uid, modseq)

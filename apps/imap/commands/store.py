@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from apps.imap import query, responses
+from apps.imap import index, query, responses
 from apps.imap.parser import Command, Store
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services, uidsets
@@ -29,14 +29,19 @@ async def store(session: Session, command: Command) -> Reply:
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     flags = [f for f in args.flags if f != "\\Recent"]  # RFC 9051 §2.3.2: not settable
     _announce_keywords(session, selected, flags)
-    result = await query.write(services.store_flags)(
-        session.user.pk,
-        selected.folder_id,
-        uidsets.to_ranges(u for _, u in pairs),
-        args.mode,
-        flags,
-        args.unchanged_since,
-    )
+    uids = [uid for _, uid in pairs]
+    result = services.FlagChange()
+    if args.unchanged_since is not None or await query.run(index.would_change)(
+        selected.folder_id, uids, args.mode, flags
+    ):
+        result = await query.write(services.store_flags)(
+            session.user.pk,
+            selected.folder_id,
+            uidsets.to_ranges(uids),
+            args.mode,
+            flags,
+            args.unchanged_since,
+        )
     changed = {uid: (modseq, flag_list) for uid, modseq, flag_list in result.changed}
     for uid, (modseq, _) in changed.items():
         selected.note_sent(uid, modseq)
