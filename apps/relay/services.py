@@ -19,6 +19,7 @@ from apps.relay.models import QueuedMessage
 log = logging.getLogger(__name__)
 State = QueuedMessage.State
 SWEEP_BATCH = 1000  # rows sent to Celery per sweep; the next sweep takes the rest
+KEEP_FINISHED = timedelta(days=7)  # delivered and failed rows stay this long, for `queue list`
 
 
 class QueueError(Exception):
@@ -103,8 +104,9 @@ def _due(now: datetime) -> QuerySet[QueuedMessage]:
 
 
 def sweep(now: datetime | None = None) -> int:
-    """The periodic safety net: free rows whose worker died mid-attempt, then send Celery
-    every due row that has no task on its way. Returns how many were sent."""
+    """The periodic safety net: free rows whose worker died mid-attempt, send Celery every
+    due row that has no task on its way, forget rows finished long ago. Returns how many
+    were sent."""
     now = now or timezone.now()
     reclaimed = QueuedMessage.objects.filter(state=State.SENDING, lease_until__lt=now).update(
         state=State.QUEUED, claim="", lease_until=None, next_attempt_at=now
@@ -115,6 +117,9 @@ def sweep(now: datetime | None = None) -> int:
     if ids:
         QueuedMessage.objects.filter(pk__in=ids).update(dispatched_at=now)
         dispatch(ids)
+    QueuedMessage.objects.filter(
+        state__in=[State.DELIVERED, State.FAILED], next_attempt_at__lt=now - KEEP_FINISHED
+    ).delete()
     return len(ids)
 
 

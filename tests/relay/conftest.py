@@ -118,3 +118,4 @@ def _relay_settings(settings, _no_dns_off_loopback) -> None:
     settings.RELAY_TIMEOUT = 15
     settings.RELAY_CONNECT_TIMEOUT = 5
     settings.RELAY_IDLE_SECONDS = 5
+    settings.RELAY_REDISPATCH_SECONDS = 2  # tests sweep while they wait (helpers.wait_until)

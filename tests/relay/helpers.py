@@ -12,6 +12,7 @@ from apps.relay import services
 from apps.relay.models import QueuedMessage
 from tests.conftest import Persona
 from tests.mailclient import raw_message
+from workers.tasks import sweep_incoming
 
 
 def queue(
@@ -58,10 +59,40 @@ def report_parts(raw: bytes) -> tuple[Message, list[Message], Message]:
     return human, status.get_payload(), returned
 
 
-def wait_until(condition, timeout: float = 30, step: float = 0.1):
+def wait_until(condition, timeout: float = 60, step: float = 0.1, *, sweeping: bool = False):
+    """`condition()` once it is true (or when the time is up). With `sweeping`, this process
+    plays Celery beat meanwhile: once a second the sweeps run what lost its task (on a
+    shared Redis, another test run's worker may have taken it)."""
     deadline = time.monotonic() + timeout
+    swept = time.monotonic()
     while True:
         value = condition()
         if value or time.monotonic() > deadline:
             return value
+        if sweeping and time.monotonic() - swept >= 1:
+            sweep_incoming()
+            services.sweep()
+            swept = time.monotonic()
         time.sleep(step)
+
+
+def inbox(user_id: int, count: int, timeout: float = 60) -> list:
+    """The user's INBOX once it holds `count` messages (or when the time is up)."""
+    from apps.mailstore.models import Message
+
+    messages = Message.objects.filter(folder__user_id=user_id, folder__name="INBOX")
+    wait_until(lambda: messages.count() >= count, timeout, sweeping=True)
+    return list(messages.order_by("uid"))
+
+
+def rows_in(state: str, count: int, timeout: float = 60) -> list[QueuedMessage]:
+    """The queue rows in `state` once there are `count` of them (the worker takes a moment)."""
+    rows = QueuedMessage.objects.filter(state=state)
+    wait_until(lambda: rows.count() >= count, timeout, sweeping=True)
+    return list(rows)
+
+
+def received(sink, count: int, timeout: float = 60) -> list:
+    """What the sink received, once it holds `count` transactions."""
+    wait_until(lambda: len(sink.messages()) >= count, timeout, sweeping=True)
+    return sink.messages()

@@ -10,10 +10,9 @@ import pytest
 
 from apps.mailauth.dkim import verify
 from apps.relay import keys
-from apps.relay.models import QueuedMessage
 from tests.conftest import Persona
-from tests.mailclient import client_tls, raw_message, wait_for_messages
-from tests.relay.helpers import report_parts, stored_raw, wait_until
+from tests.mailclient import client_tls, raw_message
+from tests.relay.helpers import inbox, received, report_parts, rows_in, stored_raw
 
 
 def submit(
@@ -25,14 +24,6 @@ def submit(
     ) as client:
         client.login(sender.address, sender.password)
         assert client.sendmail(sender.address, list(recipients), raw, **options) == {}
-
-
-def rows_in(state: str, count: int) -> list[QueuedMessage]:
-    """The queue rows once `count` of them are in `state` (the worker takes a moment)."""
-    found = wait_until(
-        lambda: len(rows := list(QueuedMessage.objects.filter(state=state))) >= count and rows
-    )
-    return found or []
 
 
 def publish_dkim_keys(zone, domain: str) -> None:
@@ -47,10 +38,10 @@ def test_a_submitted_message_reaches_the_remote_mx_signed_with_rsa_and_ed25519(
     zone.mx("remote.test")
     publish_dkim_keys(zone, "example.org")
     submit(mailsystem, alice, ["friend@remote.test"])
-    [received] = sink.wait_for(1)
-    assert received.recipients == ["friend@remote.test"]
-    assert received.mail_from == alice.address
-    results = verify(received.data, zone.resolver)
+    [message] = received(sink, 1)
+    assert message.recipients == ["friend@remote.test"]
+    assert message.mail_from == alice.address
+    results = verify(message.data, zone.resolver)
     assert sorted((r.algorithm, r.result, r.domain) for r in results) == [
         ("ed25519-sha256", "pass", "example.org"),
         ("rsa-sha256", "pass", "example.org"),
@@ -73,7 +64,7 @@ def test_a_permanent_failure_puts_a_dsn_in_the_senders_inbox(mailsystem, live_pe
     sink.script("ghost@remote.test", ["550 5.1.1 <ghost@remote.test>: no such user"])
     raw = raw_message(alice.address, "ghost@remote.test", subject="Are you there?")
     submit(mailsystem, alice, ["ghost@remote.test"], raw, mail_options=["RET=FULL", "ENVID=q-7"])
-    [bounce] = wait_for_messages(alice.id, 1)
+    [bounce] = inbox(alice.id, 1)
     assert bounce.subject == "Undelivered Mail Returned to Sender"
     human, [per_message, block], returned = report_parts(stored_raw(bounce))
     assert per_message["Reporting-MTA"].startswith("dns; ")
@@ -98,7 +89,7 @@ def test_a_domain_that_takes_no_mail_bounces_at_once(
     if record:
         zone.add(record)
     submit(mailsystem, alice, [f"someone@{domain}"])
-    [bounce] = wait_for_messages(alice.id, 1)
+    [bounce] = inbox(alice.id, 1)
     _, [_, block], _ = report_parts(stored_raw(bounce))
     assert (block["Action"], block["Status"]) == ("failed", status)
     assert sink.messages() == []
@@ -112,8 +103,8 @@ def test_recipients_at_two_domains_get_one_transaction_per_domain(
     zone.mx("two.test")
     recipients = ["a@one.test", "b@two.test", "c@one.test", "d@two.test", "e@two.test"]
     submit(mailsystem, live_personas["alice"], recipients)
-    received = sink.wait_for(2)
-    assert sorted(sorted(m.recipients) for m in received) == [
+    got = received(sink, 2)
+    assert sorted(sorted(m.recipients) for m in got) == [
         ["a@one.test", "c@one.test"],
         ["b@two.test", "d@two.test", "e@two.test"],
     ]
@@ -127,9 +118,9 @@ def test_local_and_remote_recipients_of_one_message_each_get_it_once(
     alice, bob = live_personas["alice"], live_personas["bob"]
     zone.mx("remote.test")
     submit(mailsystem, alice, [bob.address, "friend@remote.test"])
-    assert len(wait_for_messages(bob.id, 1)) == 1
-    [received] = sink.wait_for(1)
-    assert received.recipients == ["friend@remote.test"]
+    assert len(inbox(bob.id, 1)) == 1
+    [message] = received(sink, 1)
+    assert message.recipients == ["friend@remote.test"]
     assert rows_in("delivered", 1)
 
 
@@ -142,8 +133,8 @@ def test_notify_success_brings_a_relayed_report_and_notify_never_brings_nothing(
     submit(mailsystem, alice, ["friend@remote.test"], rcpt_options=["NOTIFY=SUCCESS"])
     submit(mailsystem, alice, ["ghost@remote.test"], rcpt_options=["NOTIFY=NEVER"])
     assert rows_in("delivered", 1) and rows_in("failed", 1)
-    [report] = wait_for_messages(alice.id, 1)
+    [report] = inbox(alice.id, 1)
     _, [_, block], returned = report_parts(stored_raw(report))
     assert (block["Final-Recipient"], block["Action"]) == ("rfc822; friend@remote.test", "relayed")
     assert returned.get_content_type() == "text/rfc822-headers"
-    assert len(wait_for_messages(alice.id, 2, timeout=2)) == 1  # nothing about ghost
+    assert len(inbox(alice.id, 2, timeout=2)) == 1  # nothing about ghost

@@ -109,3 +109,12 @@ def test_a_row_the_broker_refused_is_swept_at_the_next_run(personas, monkeypatch
     sent: list[int] = []
     monkeypatch.setattr(services, "dispatch", lambda ids, countdown=0: sent.extend(ids))
     assert services.sweep() == 1 and sent == [row.pk]
+
+
+def test_finished_rows_are_forgotten_after_a_week(personas, dispatched):
+    done, waiting = queue(personas["alice"], ["a@one.test", "b@two.test"])
+    QueuedMessage.objects.filter(pk=done.pk).update(state="delivered")
+    services.sweep(timezone.now() + timedelta(days=6))
+    assert QueuedMessage.objects.count() == 2
+    services.sweep(timezone.now() + timedelta(days=8))
+    assert list(QueuedMessage.objects.values_list("pk", flat=True)) == [waiting.pk]

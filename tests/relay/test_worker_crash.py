@@ -21,7 +21,9 @@ from tests.mailclient import raw_message
 from tests.relay.helpers import queue, wait_until
 from tests.relay.sink import Sink
 
-QUEUE = "relay-crash-test"  # a queue of its own: the run's shared worker never sees it
+# A queue of its own: neither this run's shared worker nor another run on the same Redis
+# (CI, a colleague) takes its tasks.
+QUEUE = f"relay-crash-test-{os.getpid()}"
 MESSAGES = 200
 KILL_AFTER = 60  # transactions received before the worker dies
 
