@@ -21,7 +21,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.mailstore import events, uidsets
+from apps.mailstore import events, fulltext, uidsets
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Account, Expunged, Folder, Message
 
@@ -156,7 +156,9 @@ def delete_folder(user: User, name: str) -> None:
     with transaction.atomic():
         totals = folder.messages.aggregate(n=Count("id"), size=Sum("size"))
         _release_usage(user.pk, totals["size"] or 0, totals["n"])
+        blob_keys = fulltext.folder_blob_keys(folder.pk)
         folder.delete()
+        fulltext.forget(blob_keys)
     _publish_after_commit(user.pk, folder.pk)
 
 
@@ -244,6 +246,7 @@ def deliver_many(
                 Message.objects.create(
                     **_row(folder.pk, uid, modseq, message, flag_list, internal_date)
                 )
+                fulltext.index(message.blob_key, message.parsed)
                 result.delivered.append((user_id, folder.pk, uid))
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
@@ -264,6 +267,7 @@ def append(
             raise QuotaExceeded("Quota exceeded")
         uid, modseq = _bump(folder.pk, 1)
         Message.objects.create(**_row(folder.pk, uid, modseq, message, list(flags), internal_date))
+        fulltext.index(message.blob_key, message.parsed)
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, uid
 
@@ -519,8 +523,10 @@ def _expunge_rows(
         [Expunged(folder_id=folder_id, uid=m.uid, modseq=modseq) for m in rows], batch_size=500
     )
     ids = [m.pk for m in rows]
+    blob_keys = fulltext.blob_keys_of(ids)
     for start in range(0, len(ids), 500):
         Message.objects.filter(pk__in=ids[start : start + 500]).delete()
+    fulltext.forget(blob_keys)  # only those no other message (a copy) still refers to
     if release_quota:
         _release_usage(user_id, sum(m.size for m in rows), len(rows))
 
@@ -650,5 +656,7 @@ def append_many(
             for i, (message, flags, date) in enumerate(messages)
         ]
         Message.objects.bulk_create(rows, batch_size=500)
+        for message, _, _ in messages:
+            fulltext.index(message.blob_key, message.parsed)
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, [first_uid + i for i in range(len(messages))]

@@ -1,0 +1,297 @@
+"""The search index behind IMAP SEARCH BODY, TEXT and header keys (RFC 9051 §6.4.4).
+
+One row per blob (content-addressed, so a message delivered to ten users or copied to
+three folders is indexed once), written in the transaction that files its first message
+and removed in the one that expunges its last. A row keeps, lower-cased and with runs of
+white space made one space:
+  header   every top-level header field as "\\nname: value", RFC 2047 words decoded;
+  body     the decoded text of the text/* parts (`ParsedMessage.text`);
+  sent_day the Date: field's own calendar day, "YYYY-MM-DD" (SENTON & co. compare that
+           day "disregarding time and timezone", which `Message.sent_date` in UTC has lost).
+
+IMAP asks for case-insensitive substrings, not words, so both databases use trigram
+indexes, which answer substring patterns exactly: SQLite an FTS5 table with the trigram
+tokenizer over this one (external content, detail=none: the index holds no positions and
+SQLite re-checks each candidate against the stored text); PostgreSQL GIN indexes with
+pg_trgm's gin_trgm_ops, re-checked the same way. A needle shorter than three characters
+cannot use a trigram index, so it reads the stored text of the searched folder only.
+Searches return Q objects over Message that reach the rows through `blob_key`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING, Any, Literal
+
+from django.db import connection
+from django.db.models import BigIntegerField, CharField, Q
+from django.db.models.expressions import RawSQL
+
+from apps.mailstore.blobs import blob_store
+
+if TYPE_CHECKING:
+    from apps.mailstore.mime import ParsedMessage
+
+TABLE = "mailstore_fulltext"
+FTS_TABLE = "mailstore_fulltext_fts"  # SQLite only
+MESSAGE_TABLE = "mailstore_message"
+HEADER_LIMIT = 256 * 1024  # octets of header indexed; past this it is spam, not mail
+BATCH = 500  # keys per statement, well under SQLite's parameter limit
+
+_SPACE = re.compile(r"\s+")
+_HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §2.2 ftext: printable ASCII but ":"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """What one blob contributes to the index."""
+
+    header: str
+    body: str
+    sent_day: str | None
+
+
+# --- building documents ------------------------------------------------------------------
+
+
+def normalise(text: str) -> str:
+    """Lower-case, white space runs as one space, no NUL: how both text and needles are
+    compared, so a search string also matches across a wrapped line."""
+    return _SPACE.sub(" ", text.replace("\x00", " ")).strip().lower()
+
+
+def header_text(block: bytes) -> str:
+    """A header block as "\\nname: value" lines, decoded and normalised, ending in "\\n"."""
+    from apps.mailstore.mime import decode_words, split_header  # only needed for new mail
+
+    lines = []
+    for found in split_header(block[:HEADER_LIMIT]):
+        value = decode_words(found.value.decode("utf-8", "replace"))
+        lines.append(f"\n{normalise(found.name)}: {normalise(value)}")
+    return "".join(lines) + "\n"
+
+
+def sent_day(value: str | None) -> str | None:
+    """The calendar day written in a Date: field (RFC 5322 §3.3), or None if unreadable."""
+    parsed = email.utils.parsedate_tz(value) if value else None
+    if parsed is None:
+        return None
+    try:
+        return date(parsed[0], parsed[1], parsed[2]).isoformat()
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def document(header_block: bytes, parsed: ParsedMessage) -> Document:
+    return Document(
+        header=header_text(header_block),
+        body=normalise(parsed.text),
+        sent_day=sent_day(parsed.envelope.get("date")),
+    )
+
+
+# --- writing (called by apps.mailstore.services inside its transactions) -----------------
+
+
+def index(blob_key: str, parsed: ParsedMessage) -> None:
+    """Index a blob unless it already is; reads only its header from the blob store."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {TABLE} WHERE blob_key = %s", [blob_key])
+        if cursor.fetchone():
+            return
+    header = blob_store().read_range(blob_key, 0, min(parsed.header_size, HEADER_LIMIT))
+    _insert(blob_key, document(header, parsed))
+
+
+def _insert(blob_key: str, doc: Document) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {TABLE} (blob_key, header, body, sent_day) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (blob_key) DO NOTHING",
+            [blob_key, doc.header, doc.body, doc.sent_day],
+        )
+
+
+def blob_keys_of(message_ids: Iterable[int]) -> set[str]:
+    """Blob keys of these Message rows (taken before they are deleted)."""
+    ids = list(message_ids)
+    keys: set[str] = set()
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), BATCH):
+            chunk = ids[start : start + BATCH]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"SELECT blob_key FROM {MESSAGE_TABLE} WHERE id IN ({marks})", chunk)
+            keys.update(row[0] for row in cursor.fetchall())
+    return keys
+
+
+def folder_blob_keys(folder_id: int) -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT blob_key FROM {MESSAGE_TABLE} WHERE folder_id = %s", [folder_id])
+        return {row[0] for row in cursor.fetchall()}
+
+
+def forget(blob_keys: Iterable[str]) -> int:
+    """Drop the rows of these blobs that no message refers to any more; how many went."""
+    keys = sorted(set(blob_keys))
+    removed = 0
+    with connection.cursor() as cursor:
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start : start + BATCH]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"DELETE FROM {TABLE} WHERE blob_key IN ({marks}) AND NOT EXISTS"
+                f" (SELECT 1 FROM {MESSAGE_TABLE} m WHERE m.blob_key = {TABLE}.blob_key)",
+                chunk,
+            )
+            removed += max(cursor.rowcount, 0)
+    return removed
+
+
+def sweep() -> int:
+    """Drop every row no message refers to (after a user's folders went by cascade)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"DELETE FROM {TABLE} WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {MESSAGE_TABLE} m WHERE m.blob_key = {TABLE}.blob_key)"
+        )
+        return max(cursor.rowcount, 0)
+
+
+def index_missing() -> int:
+    """Index every stored message that has no row yet (messages from before the index,
+    or restored from a backup), reading and parsing their blobs. Returns how many."""
+    from apps.mailstore.mime import parse_message
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT DISTINCT m.blob_key FROM {MESSAGE_TABLE} m WHERE NOT EXISTS"
+            f" (SELECT 1 FROM {TABLE} t WHERE t.blob_key = m.blob_key)"
+        )
+        keys = [row[0] for row in cursor.fetchall()]
+    done = 0
+    for key in keys:
+        try:
+            raw = blob_store().read(key)
+        except FileNotFoundError:
+            continue  # nothing to index; FETCH will report the missing blob
+        parsed = parse_message(raw)
+        _insert(key, document(raw[: min(parsed.header_size, HEADER_LIMIT)], parsed))
+        done += 1
+    return done
+
+
+# --- searching: Q objects over Message ----------------------------------------------------
+
+ALWAYS = Q(pk__isnull=False)
+NEVER = Q(pk__in=[])
+MIN_INDEXED = 3  # a trigram index can look up nothing shorter
+_DAY_OPERATORS = {"before": "<", "on": "=", "since": ">="}
+# Where each SQL condition is written: "f" is the FTS5 table (SQLite), "t" the table.
+Where = Callable[[str], tuple[str, list[Any]]]
+
+
+def body_contains(folder_id: int, needle: str) -> Q:
+    """RFC 9051 §6.4.4 BODY: the body's text contains `needle`, case-insensitively."""
+    needle = normalise(needle)
+    if not needle:
+        return ALWAYS
+    return _matching(folder_id, needle, lambda on: _contains(on, "body", [needle]))
+
+
+def text_contains(folder_id: int, needle: str) -> Q:
+    """RFC 9051 §6.4.4 TEXT: the header or the body contains `needle`."""
+    needle = normalise(needle)
+    if not needle:
+        return ALWAYS
+    in_header = _matching(folder_id, needle, lambda on: _contains(on, "header", [needle]))
+    return in_header | body_contains(folder_id, needle)
+
+
+def header_contains(folder_id: int, name: str, needle: str) -> Q:
+    """RFC 9051 §6.4.4 HEADER / FROM / TO / CC / BCC / SUBJECT: a field called `name` whose
+    value contains `needle`; with an empty needle, any message that has the field."""
+    name, needle = normalise(name), normalise(needle)
+    if not _HEADER_NAME.fullmatch(name):
+        return NEVER  # no field can have this name
+    line = f"\n{name}: "
+    # The pattern finds "\nname: " with the needle somewhere after it; the regular
+    # expression then keeps the needle within that field's own line.
+    regex = f"\n{_regex(name)}: [^\n]*{_regex(needle)}"
+
+    def where(on: str) -> tuple[str, list[Any]]:
+        sql, params = _contains(on, "header", [line, needle] if needle else [line])
+        operator = "REGEXP" if _sqlite() else "~"
+        return f"{sql} AND t.header {operator} %s", [*params, regex]
+
+    return _matching(folder_id, needle, where)
+
+
+def sent_day_is(folder_id: int, op: Literal["before", "on", "since"], day: date) -> Q:
+    """RFC 9051 §6.4.4 SENTBEFORE / SENTON / SENTSINCE: the Date: field's own day compared
+    with `day`. Messages without a readable Date: match none of them."""
+    return _in_folder(folder_id, f"t.sent_day {_DAY_OPERATORS[op]} %s", [day.isoformat()])
+
+
+def _matching(folder_id: int, needle: str, where: Where) -> Q:
+    """Messages whose blob's row satisfies `where`: through the trigram index when the
+    needle is long enough to use it, else by reading the folder's own rows only."""
+    if len(needle) < MIN_INDEXED:
+        return _in_folder(folder_id, *where("t"))
+    if not _sqlite():
+        sql, params = where("t")
+        return _blobs(f"SELECT t.blob_key FROM {TABLE} t WHERE {sql}", params)
+    sql, params = where("f")
+    return _blobs(
+        f"SELECT t.blob_key FROM {FTS_TABLE} f JOIN {TABLE} t ON t.id = f.rowid WHERE {sql}",
+        params,
+    )
+
+
+def _in_folder(folder_id: int, sql: str, params: list[Any]) -> Q:
+    """Messages of the folder whose row satisfies `sql`, read row by row (message ids, not
+    blob keys, come back: SQLite gathers the subquery's result before using it)."""
+    subquery = RawSQL(
+        f"SELECT m.id FROM {MESSAGE_TABLE} m JOIN {TABLE} t ON t.blob_key = m.blob_key"
+        f" WHERE m.folder_id = %s AND {sql}",
+        [folder_id, *params],
+        output_field=BigIntegerField(),
+    )
+    return Q(pk__in=subquery)
+
+
+def _blobs(sql: str, params: list[Any]) -> Q:
+    return Q(blob_key__in=RawSQL(sql, params, output_field=CharField()))
+
+
+def _contains(on: str, column: str, pieces: list[str]) -> tuple[str, list[Any]]:
+    """SQL: `on`.`column` holds `pieces` in this order, literally (both sides lower-case,
+    so SQLite's case-sensitive GLOB is right, and it is what FTS5 indexes)."""
+    if _sqlite():
+        pattern = "*" + "*".join(_glob(piece) for piece in pieces) + "*"
+        return f"{on}.{column} GLOB %s", [pattern]
+    return f"{on}.{column} LIKE %s", ["%" + "%".join(_like(piece) for piece in pieces) + "%"]
+
+
+def _sqlite() -> bool:
+    return connection.vendor == "sqlite"
+
+
+def _glob(text: str) -> str:
+    """`text` as a literal inside a GLOB pattern."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _like(text: str) -> str:
+    """`text` as a literal inside a PostgreSQL LIKE pattern (backslash is its escape)."""
+    return re.sub(r"([\\%_])", r"\\\1", text)
+
+
+def _regex(text: str) -> str:
+    """`text` as a literal for both Python's re (SQLite REGEXP) and PostgreSQL's ARE:
+    a backslash before any ASCII non-alphanumeric character means that character in both."""
+    return "".join("\\" + c if c.isascii() and not c.isalnum() else c for c in text)
