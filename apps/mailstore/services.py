@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.dispatch import Signal
 from django.utils import timezone
@@ -238,16 +238,16 @@ def deliver_many(
     with transaction.atomic():
         for message, user_ids in batch:
             for user_id in dict.fromkeys(user_ids):
-                folder = _delivery_folder(user_id, special_use)
+                folder_id = _delivery_folder(user_id, special_use)
                 if not _charge_quota(user_id, message.size, 1, enforce=enforce_quota):
                     result.over_quota.append(user_id)
                     continue
-                uid, modseq = _bump(folder.pk, 1)
+                uid, modseq = _bump(folder_id, 1)
                 Message.objects.create(
-                    **_row(folder.pk, uid, modseq, message, flag_list, internal_date)
+                    **_row(folder_id, uid, modseq, message, flag_list, internal_date)
                 )
                 fulltext.index(message.blob_key, message.parsed)
-                result.delivered.append((user_id, folder.pk, uid))
+                result.delivered.append((user_id, folder_id, uid))
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
     return result
@@ -272,24 +272,30 @@ def append(
     return folder.uidvalidity, uid
 
 
-def _delivery_folder(user_id: int, special_use: str) -> Folder:
+def _delivery_folder(user_id: int, special_use: str) -> int:
+    """The id of the folder new mail goes to: the special-use one if asked, else INBOX."""
+    folders = Folder.objects.filter(user_id=user_id)
     if special_use:
-        folder = Folder.objects.filter(user_id=user_id, special_use=special_use).first()
-        if folder is not None:
-            return folder
-    return Folder.objects.get(user_id=user_id, name=INBOX)
+        found = folders.filter(special_use=special_use).values_list("pk", flat=True).first()
+        if found is not None:
+            return found
+    return folders.values_list("pk", flat=True).get(name=INBOX)
 
 
 def _charge_quota(user_id: int, size: int, count: int, enforce: bool = True) -> bool:
-    """Add to the user's usage if it stays within quota; a conditional UPDATE, so two
-    deliveries racing for the last bytes cannot both win."""
-    quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
-    accounts = Account.objects.filter(user_id=user_id)
-    if quota > 0 and enforce:
-        accounts = accounts.filter(used_bytes__lte=quota - size)
-    return bool(
-        accounts.update(used_bytes=F("used_bytes") + size, message_count=F("message_count") + count)
-    )
+    """Add to the user's usage if it stays within quota (0 = no limit): one conditional
+    UPDATE, so two deliveries racing for the last bytes cannot both win."""
+    accounts, users = Account._meta.db_table, User._meta.db_table
+    limit = f"(SELECT quota_bytes FROM {users} WHERE id = %s)"
+    condition = f" AND ({limit} = 0 OR used_bytes + %s <= {limit})" if enforce else ""
+    params = [size, count, user_id] + ([user_id, size, user_id] if enforce else [])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {accounts} SET used_bytes = used_bytes + %s, "
+            f"message_count = message_count + %s WHERE user_id = %s{condition}",
+            params,
+        )
+        return cursor.rowcount == 1
 
 
 def is_over_quota(user_id: int) -> bool:
@@ -309,14 +315,18 @@ def _bump(folder_id: int, uids: int) -> tuple[int, int]:
     """Reserve `uids` new UIDs and one new modseq in a folder; returns (first uid, modseq).
 
     The UPDATE locks the folder row until commit (SQLite: the whole database), so UIDs
-    are unique and strictly increasing however many writers there are.
+    are unique and strictly increasing however many writers there are. One statement
+    with RETURNING: this runs for every message delivered.
     """
-    Folder.objects.filter(pk=folder_id).update(
-        uidnext=F("uidnext") + uids,
-        highestmodseq=F("highestmodseq") + 1,
-        changed_at=timezone.now(),
-    )
-    uidnext, modseq = Folder.objects.values_list("uidnext", "highestmodseq").get(pk=folder_id)
+    table = Folder._meta.db_table
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1, "
+            f"changed_at = %s WHERE id = %s RETURNING uidnext, highestmodseq",
+            [uids, now, folder_id],
+        )
+        uidnext, modseq = cursor.fetchone()
     return uidnext - uids, modseq
 
 
