@@ -229,8 +229,9 @@ RELAY_MESSAGES_PER_CONNECTION = env_int("MAILHOST_RELAY_MESSAGES_PER_CONNECTION"
 # certificate), "encrypt" (refuse to deliver in clear) or "verify" (a valid certificate).
 RELAY_TLS_POLICY = env_str("MAILHOST_RELAY_TLS_POLICY", "opportunistic")
 RELAY_CA_FILE = env_str("MAILHOST_RELAY_CA_FILE")  # extra trust anchors for peers, PEM
-# The Celery queue relay tasks go to (a worker consumes the default queue "celery").
-RELAY_QUEUE = env_str("MAILHOST_RELAY_QUEUE", "celery")
+# The Celery queue relay tasks go to; empty means Celery's default queue, which every
+# worker takes.
+RELAY_QUEUE = env_str("MAILHOST_RELAY_QUEUE", "")
 # Optional smart host: all outbound mail goes to this one server ("host:port" or "off"),
 # with AUTH when a user is set, over STARTTLS or implicit TLS ("starttls" or "tls").
 RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
@@ -284,6 +285,6 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-relay": {
         "task": "relay.sweep",
         "schedule": float(RELAY_SWEEP_SECONDS),
-        "options": {"queue": RELAY_QUEUE},
+        "options": {"queue": RELAY_QUEUE} if RELAY_QUEUE else {},
     },
 }

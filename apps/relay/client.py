@@ -278,6 +278,14 @@ def _open_mode(hop: Hop, address: str, profile: Profile, mode: str, problem: str
             )
         if profile.user:
             _authenticate(smtp, hop, profile)
+    except (SessionError, _TLSFailed):
+        _close_quietly(smtp)
+        raise
+    except (OSError, smtplib.SMTPException) as exc:  # dropped or timed out mid-greeting
+        _close_quietly(smtp)
+        raise SessionError(
+            results.temporary(results.NETWORK_TEMPORARY, f"{hop.host} [{address}]: {exc}")
+        ) from None
     except BaseException:
         _close_quietly(smtp)
         raise

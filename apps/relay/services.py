@@ -84,7 +84,7 @@ def dispatch(ids: Sequence[int], countdown: float = 0) -> None:
     for queued_id in ids:
         try:
             relay_deliver.apply_async(
-                (queued_id,), queue=settings.RELAY_QUEUE, countdown=countdown or None
+                (queued_id,), queue=settings.RELAY_QUEUE or None, countdown=countdown or None
             )
         except Exception:
             log.warning("could not queue relay task %s; the sweep will", queued_id, exc_info=True)

@@ -230,3 +230,46 @@ def test_an_alias_to_a_remote_address_is_queued_on_from_our_domain(personas, zon
     onward = QueuedMessage.objects.get(domain="remote.test")
     assert delivery.attempt(onward.pk, resolver=zone.resolver, pool=pool) == "delivered"
     assert sink.messages()[0].recipients == ["partner@remote.test"]
+
+
+@pytest.fixture
+def unwelcoming(sink):
+    """A server at 127.0.0.2, on the sink's port, that greets with 554 and hangs up."""
+    import socketserver
+    import threading
+
+    class Refuse(socketserver.BaseRequestHandler):
+        def handle(self) -> None:
+            self.request.sendall(b"554 5.3.2 not accepting mail\r\n")
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    server = Server(("127.0.0.2", sink.port), Refuse)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_a_server_refusing_at_the_greeting_is_passed_over_for_the_next(
+    personas, zone, sink, pool, unwelcoming
+):
+    zone.add("grumpy.remote.test. A 127.0.0.2")
+    zone.mx("remote.test", (5, "grumpy.remote.test"), (10, "mx.remote.test"))
+    [row] = queue(personas["alice"], ["friend@remote.test"])
+    assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "delivered"
+    assert reload(row).recipients[0]["remote_mta"] == "mx.remote.test"
+
+
+def test_when_every_server_refuses_at_the_greeting_the_last_reply_counts(
+    personas, zone, sink, pool, unwelcoming
+):
+    zone.add("grumpy.remote.test. A 127.0.0.2")
+    zone.mx("remote.test", (5, "grumpy.remote.test"))
+    [row] = queue(personas["alice"], ["friend@remote.test"])
+    assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "failed"
+    assert reload(row).recipients[0]["reply"] == "554 5.3.2 not accepting mail"

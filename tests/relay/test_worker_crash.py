@@ -8,9 +8,9 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -68,6 +68,21 @@ def stop(process: subprocess.Popen) -> None:
             process.wait()
 
 
+def wait_until_recorded(count: int) -> None:
+    """Block until `count` rows are recorded as delivered. The database is asked from a
+    thread of its own: the caller is the receiving server's event loop, stalled on purpose."""
+    from django.db import connection
+
+    def recorded() -> None:
+        try:
+            wait_until(lambda: QueuedMessage.objects.filter(state="delivered").count() >= count)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as helper:
+        helper.submit(recorded).result()
+
+
 @pytest.fixture
 def target() -> Iterator[Sink]:
     server = Sink().start()
@@ -91,15 +106,21 @@ def test_a_worker_killed_mid_queue_loses_nothing_and_doubles_nothing(
     for n in range(MESSAGES):
         queue(alice, [f"r{n}@crash.test"], raw_message(alice.address, f"r{n}@crash.test", f"#{n}"))
     first = start_worker(environment)
-    killed = threading.Event()
+    killed, restarted = threading.Event(), threading.Event()
 
     def kill_in_the_middle_of_a_transaction(envelope) -> str | None:
-        if killed.is_set() or len(target.messages()) < KILL_AFTER:
+        if restarted.is_set() or len(target.messages()) < KILL_AFTER:
             return None
-        # This stalls the whole receiving server, so every "250" it already sent has
-        # been recorded by the worker before it dies. The message whose DATA is being
-        # taken now gets no reply: the worker must send it again.
-        time.sleep(1)
+        if killed.is_set():
+            # Data the dead worker sent before dying, read only now: its sender never
+            # hears a reply either way, so the server need not take it.
+            return "421 4.3.0 the client is gone"
+        # The receiving server stalls here, so no other reply goes out. Once the worker
+        # has recorded every "250" already sent, it dies with this message's DATA taken
+        # and unanswered: the message it must send again. (A worker that dies between
+        # reading "250" and recording it sends that message twice: no SMTP client can
+        # avoid that, RFC 1047.)
+        wait_until_recorded(len(target.messages()))
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         killed.set()
@@ -109,6 +130,7 @@ def test_a_worker_killed_mid_queue_loses_nothing_and_doubles_nothing(
     try:
         assert wait_until(killed.is_set, timeout=120), "the worker was never killed"
         assert QueuedMessage.objects.exclude(state="delivered").exists()
+        restarted.set()
         second = start_worker(environment, schedule=tmp_path / "beat")
         try:
             done = wait_until(
