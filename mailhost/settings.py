@@ -261,6 +261,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
+# Every node and worker of one installation must agree on this; a test run picks its own
+# so that two runs sharing a Redis never take each other's tasks.
+CELERY_TASK_DEFAULT_QUEUE = env_str("MAILHOST_QUEUE", "mailhost")
 
 # --- Caches (the auth cache and throttles; Redis when scaled out) -------------------------
 if REDIS_URL:

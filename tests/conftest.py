@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,18 @@ class Persona:
     @property
     def id(self) -> int:
         return self.user.pk  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_task_queue():
+    """This run's Celery queue, for this process and the workers it starts: runs that
+    share a Redis (CI and a developer, say) must not take each other's tasks."""
+    from mailhost.celery import app
+
+    name = f"mailhost-test-{uuid.uuid4().hex[:12]}"
+    os.environ["MAILHOST_QUEUE"] = name
+    app.conf.task_default_queue = name
+    return name
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,9 @@
         server.servfail("broken.example.org")
 
 Unknown names answer NXDOMAIN; names that exist (or have names below them) but lack the
-asked type answer NOERROR with no records; CNAMEs inside the zone are followed.
+asked type answer NOERROR with no records; CNAMEs inside the zone are followed. Negative
+answers carry an SOA whose TTL is 0 (RFC 2308 §3, §5), so resolvers do not cache them: a test
+may add a record that a moment ago did not exist.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from types import TracebackType
 from typing import NamedTuple
 
-from dnslib import QTYPE, RCODE, RR, TXT, DNSLabel, DNSRecord
+from dnslib import QTYPE, RCODE, RR, SOA, TXT, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 from apps.mailauth.dns import Resolver
@@ -24,6 +26,10 @@ CLASSIC_UDP_LIMIT = 512  # RFC 1035 §4.2.1: longer answers come truncated, then
 MAX_CNAME_CHAIN = 8
 POLL_INTERVAL = 0.02  # seconds
 TXT_STRING_LIMIT = 255  # RFC 1035 §3.3.14: one character-string holds at most 255 octets
+# RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM); 0 means not at all.
+NEGATIVE_SOA = RR(
+    ".", QTYPE.SOA, ttl=0, rdata=SOA("ns.test.", "hostmaster.test.", (1, 3600, 600, 86400, 0))
+)
 
 
 class _Zone(BaseResolver):
@@ -48,6 +54,8 @@ class _Zone(BaseResolver):
                 reply.header.rcode = RCODE.NXDOMAIN
         for rr in answers:
             reply.add_answer(rr)
+        if not answers:
+            reply.add_auth(NEGATIVE_SOA)
         return reply
 
     def _answers(self, qname: DNSLabel, qtype: int) -> list[RR]:

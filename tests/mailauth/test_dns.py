@@ -134,3 +134,16 @@ def test_a_resolver_from_settings_asks_the_configured_server(zone: DNSZone) -> N
     host, port = zone.server.nameservers[0]
     resolver = resolver_from_settings(f"{host}:{port}", timeout=2.0)
     assert resolver.a("mx.example.org") == ["192.0.2.25"]
+
+
+def test_the_shared_resolver_caches_a_negative_answer_only_as_long_as_its_soa_says(
+    zone: DNSZone,
+) -> None:
+    # RFC 2308 §5: the test server's SOA says 0 seconds, so a domain published a moment
+    # after a lookup failed is found at once (a real zone would say minutes).
+    host, port = zone.server.nameservers[0]
+    resolver = resolver_from_settings(f"{host}:{port}", timeout=2.0)
+    with pytest.raises(NXDomain):
+        resolver.mx("late.example.net")
+    zone.server.add("late.example.net. MX 10 mx.example.org.")
+    assert resolver.mx("late.example.net") == [(10, "mx.example.org")]
