@@ -89,6 +89,8 @@ def celery_worker(django_db_setup, django_db_blocker):
         for stale in (queue / sub).glob("*"):
             stale.unlink(missing_ok=True)
     env = {**os.environ, "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"])}
+    # As in this process: DNS goes to a loopback server, never to the internet's.
+    env.setdefault("MAILHOST_DNS_SERVERS", "127.0.0.1:9")
     process = subprocess.Popen(
         [
             sys.executable,

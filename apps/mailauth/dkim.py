@@ -8,6 +8,7 @@ follows from the key.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -149,8 +150,12 @@ def verify(message: bytes, resolver: Resolver) -> list[DKIMResult]:
     return results
 
 
+@functools.lru_cache(maxsize=64)
 def _dkimpy_key(private_key_pem: str | bytes) -> tuple[bytes, bytes]:
-    """(key in the form dkimpy wants, a= value) for a PEM private key."""
+    """(key in the form dkimpy wants, a= value) for a PEM private key.
+
+    Cached: loading an RSA key checks it, which costs more than signing with it, and a
+    relay signs every message with the same few keys."""
     data = private_key_pem.encode() if isinstance(private_key_pem, str) else private_key_pem
     try:
         key = serialization.load_pem_private_key(data, password=None)
