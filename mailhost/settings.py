@@ -146,8 +146,16 @@ MAX_MESSAGE_SIZE = env_int("MAILHOST_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
 # minute does not pay a slow PBKDF2 hash each time.
 AUTH_CACHE_SECONDS = env_int("MAILHOST_AUTH_CACHE_SECONDS", 300)
 DNS_SERVERS = env_str("MAILHOST_DNS_SERVERS")
+# Connections per node, in all and per client IP (IMAP also per user: one person's phone,
+# desktop and webmail together; Dovecot's mail_max_userip_connections is 10). IMAP's other
+# limits are in apps/imap/limits.py, each overridable by an IMAP_<NAME> setting.
 SMTP_MAX_CONNECTIONS = env_int("MAILHOST_SMTP_MAX_CONNECTIONS", 1000)
 SMTP_MAX_PER_IP = env_int("MAILHOST_SMTP_MAX_PER_IP", 20)
+IMAP_MAX_CONNECTIONS = env_int("MAILHOST_IMAP_MAX_CONNECTIONS", 5000)
+IMAP_MAX_PER_IP = env_int("MAILHOST_IMAP_MAX_PER_IP", 50)
+IMAP_MAX_PER_USER = env_int("MAILHOST_IMAP_MAX_PER_USER", 50)
+POP3_MAX_CONNECTIONS = env_int("MAILHOST_POP3_MAX_CONNECTIONS", 1000)
+POP3_MAX_PER_IP = env_int("MAILHOST_POP3_MAX_PER_IP", 20)
 SUBMISSION_RATE_PER_HOUR = env_int("MAILHOST_SUBMISSION_RATE_PER_HOUR", 500)
 # Loopback clients may relay without AUTH only when this is on (a local web app, say).
 RELAY_FROM_LOOPBACK = env_bool("MAILHOST_RELAY_FROM_LOOPBACK", False)

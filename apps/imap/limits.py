@@ -29,11 +29,6 @@ MAX_FAILED_LOGINS = 3
 # Token bucket per connection: sustained commands per second, and the burst allowed.
 COMMANDS_PER_SECOND = 500.0
 COMMAND_BURST = 1000.0
-# Connections per node: in total, per client IP, per user (Dovecot's mail_max_userip
-# default is 10; phones, desktops and webmail of one person together need a few more).
-MAX_CONNECTIONS = 5000
-MAX_PER_IP = 50
-MAX_PER_USER = 50
 
 
 @dataclass(frozen=True)
@@ -65,9 +60,10 @@ def current() -> Limits:
         max_literal=int(pick("MAX_LITERAL", settings.MAX_MESSAGE_SIZE)),
         commands_per_second=pick("COMMANDS_PER_SECOND", COMMANDS_PER_SECOND),
         command_burst=pick("COMMAND_BURST", COMMAND_BURST),
-        max_connections=int(pick("MAX_CONNECTIONS", MAX_CONNECTIONS)),
-        max_per_ip=int(pick("MAX_PER_IP", MAX_PER_IP)),
-        max_per_user=int(pick("MAX_PER_USER", MAX_PER_USER)),
+        # Connections per node: MAILHOST_IMAP_MAX_* in mailhost/settings.py.
+        max_connections=settings.IMAP_MAX_CONNECTIONS,
+        max_per_ip=settings.IMAP_MAX_PER_IP,
+        max_per_user=settings.IMAP_MAX_PER_USER,
         max_bad_commands=int(pick("MAX_BAD_COMMANDS", MAX_BAD_COMMANDS)),
         max_failed_logins=int(pick("MAX_FAILED_LOGINS", MAX_FAILED_LOGINS)),
     )

@@ -20,9 +20,6 @@ from apps.pop3.session import Session
 
 IMPLICIT_TLS = "pop3s"
 TLS_HANDSHAKE_TIMEOUT = 30.0
-# Defaults sized like the SMTP listeners'; settings may override them.
-MAX_CONNECTIONS = 1000
-MAX_PER_IP = 20
 
 
 class Pop3Listener:
@@ -107,10 +104,7 @@ def _shared_limiter(context: ServerContext) -> ConnectionLimiter:
     """One limiter for 110 and 995 together: a client's connections count on both."""
     limiter = context.extra.get("pop3_limiter")
     if limiter is None:
-        limiter = ConnectionLimiter(
-            getattr(settings, "POP3_MAX_CONNECTIONS", MAX_CONNECTIONS),
-            getattr(settings, "POP3_MAX_PER_IP", MAX_PER_IP),
-        )
+        limiter = ConnectionLimiter(settings.POP3_MAX_CONNECTIONS, settings.POP3_MAX_PER_IP)
         context.extra["pop3_limiter"] = limiter
     return limiter
 
