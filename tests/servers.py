@@ -29,6 +29,13 @@ class RunningServer:
             self.error = exc
             self.started.set()
         finally:
+            # As asyncio.run does for `runmailserver`: sessions still open when the
+            # supervisor returns are cancelled and run their cleanup on this loop, rather
+            # than being collected half-done during some later test.
+            pending = asyncio.all_tasks(self.loop)
+            for task in pending:
+                task.cancel()
+            self.loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
             self.loop.close()
 
