@@ -144,7 +144,7 @@ class Client:
         data = text.encode() if isinstance(text, str) else text
         self.writer.write(tag + data + b"\r\n")
         started = time.perf_counter()
-        lines = []
+        lines: list[bytes] = []
         while True:
             line = await self.reader.readline()
             if not line:

@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(CURL is None, reason="curl is not installed")
 
 
 def _curl(imap, persona, path: str, *extra: str) -> bytes:
+    assert CURL is not None, "curl is not installed"
     result = subprocess.run(
         [
             CURL,

@@ -21,11 +21,31 @@ RAW = (Path(__file__).parent / "data" / "nested.eml").read_bytes()
 MODEL = email.message_from_bytes(RAW, policy=policy.compat32)
 
 
+def _message(part: object) -> Message:
+    """`part`, which must be a parsed message rather than a string payload."""
+    assert isinstance(part, Message), part
+    return part
+
+
+def _subparts(message: Message) -> list[Message]:
+    """The parts of a multipart, or the attached message of a message/rfc822 part."""
+    payload = message.get_payload()
+    assert isinstance(payload, list), payload
+    return [_message(part) for part in payload]
+
+
+def _params(part: Message, header: str = "content-type") -> list[tuple[str, str]]:
+    """The part's parameters of `header`, which must be present."""
+    params = part.get_params(header=header)
+    assert params is not None, header
+    return params
+
+
 def _leaves(message: Message, path: tuple[int, ...] = ()) -> list[tuple[tuple[int, ...], Message]]:
     """(IMAP part number, part) for every part, in RFC 9051 §6.4.5 numbering."""
     found = []
     if message.is_multipart() and message.get_content_maintype() == "multipart":
-        for index, part in enumerate(message.get_payload(), 1):
+        for index, part in enumerate(_subparts(message), 1):
             found.append(((*path, index), part))
             found += _children(part, (*path, index))
     return found
@@ -33,7 +53,7 @@ def _leaves(message: Message, path: tuple[int, ...] = ()) -> list[tuple[tuple[in
 
 def _children(part: Message, path: tuple[int, ...]) -> list[tuple[tuple[int, ...], Message]]:
     if part.get_content_type() == "message/rfc822":
-        inner = part.get_payload(0)
+        inner = _message(part.get_payload(0))
         if inner.is_multipart():
             return _leaves(inner, path)
         return [((*path, 1), inner)]
@@ -117,14 +137,14 @@ def _check_node(node: list, part: Message, path: tuple[int, ...]) -> None:
             == part.get_boundary()
         )
         for index, (child, sub) in enumerate(
-            zip(node[:subtype_index], part.get_payload(), strict=True), 1
+            zip(node[:subtype_index], _subparts(part), strict=True), 1
         ):
             _check_node(child, sub, (*path, index))
-        assert len(children) >= len(part.get_payload())
+        assert len(children) >= len(_subparts(part))
         return
     kind, subtype, params, cid, description, encoding, size = node[:7]
     assert f"{kind.decode()}/{subtype.decode()}".lower() == part.get_content_type(), path
-    expected = {k.lower(): email.utils.collapse_rfc2231_value(v) for k, v in part.get_params()[1:]}
+    expected = {k.lower(): email.utils.collapse_rfc2231_value(v) for k, v in _params(part)[1:]}
     got = (
         {}
         if params is None
@@ -140,7 +160,7 @@ def _check_node(node: list, part: Message, path: tuple[int, ...]) -> None:
     body = _raw_body(part) if part.get_content_maintype() != "message" else None
     if part.get_content_type() == "message/rfc822":
         inner_envelope, inner_body, _lines = node[7:10]
-        inner = part.get_payload(0)
+        inner = _message(part.get_payload(0))
         assert inner_envelope[1].decode() == inner["Subject"]
         assert inner_envelope[9].decode() == inner["Message-ID"]
         _check_node(inner_body, inner, path)
@@ -162,7 +182,7 @@ def _check_node(node: list, part: Message, path: tuple[int, ...]) -> None:
         )
         want = {
             k.lower(): email.utils.collapse_rfc2231_value(v)
-            for k, v in part.get_params(header="content-disposition")[1:]
+            for k, v in _params(part, header="content-disposition")[1:]
         }
         assert {k.decode().lower(): v.decode() for k, v in got_params.items()} == want
     else:
@@ -227,7 +247,7 @@ def test_header_text_and_header_fields_sections(client):
 
 def test_sections_of_the_attached_message(client):
     """RFC 9051 §6.4.5: 2.HEADER and 2.TEXT are the attached message's own."""
-    inner = MODEL.get_payload()[1].get_payload(0)
+    inner = _message(_subparts(MODEL)[1].get_payload(0))
     items = _fetch(client, "BODY.PEEK[2.HEADER] BODY.PEEK[2.TEXT] BODY.PEEK[2.1] BINARY.PEEK[2.2]")
     header = email.parser.BytesHeaderParser(policy=policy.compat32).parsebytes(
         items[b"BODY[2.HEADER]"]
@@ -252,9 +272,9 @@ def test_partial_fetch_returns_the_origin_and_the_octets(client, section, expect
 
 def test_binary_size_is_the_decoded_length(client):
     items = _fetch(client, "BINARY.SIZE[3] BINARY.SIZE[1.2]")
-    assert items[b"BINARY.SIZE[3]"] == len(MODEL.get_payload()[2].get_payload(decode=True))
+    assert items[b"BINARY.SIZE[3]"] == len(_subparts(MODEL)[2].get_payload(decode=True))
     assert items[b"BINARY.SIZE[1.2]"] == len(
-        MODEL.get_payload()[0].get_payload()[1].get_payload(decode=True)
+        _subparts(_subparts(MODEL)[0])[1].get_payload(decode=True)
     )
 
 

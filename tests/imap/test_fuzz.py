@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.imap.conftest import deliver, message, status
+from tests.imap.conftest import Raw, deliver, message, status
 
 VALID = [
     b"NOOP",
@@ -88,20 +88,21 @@ class Fuzzed:
 
     def __init__(self, server, persona) -> None:
         self.server, self.persona = server, persona
-        self.raw = None
+        self.raw: Raw | None = None
 
     def send(self, data: bytes) -> list[bytes]:
-        if self.raw is None:
-            self.raw = self.server.raw(self.persona, tls=False)
-            self.raw.command("SELECT INBOX")
-        self.raw.sock.settimeout(2)
+        raw = self.raw
+        if raw is None:
+            raw = self.raw = self.server.raw(self.persona, tls=False)
+            raw.command("SELECT INBOX")
+        raw.sock.settimeout(2)
         try:
-            self.raw.send(b"fz " + data + b"\r\nzz NOOP\r\n")
-            return self.raw.until_tagged("zz")
+            raw.send(b"fz " + data + b"\r\nzz NOOP\r\n")
+            return raw.until_tagged("zz")
         except (TimeoutError, ConnectionError, OSError):
             # Closed by the server (BYE), or waiting for a literal we never send: both fine.
             with contextlib.suppress(OSError):
-                self.raw.close()
+                raw.close()
             self.raw = None
             return []
 

@@ -57,6 +57,7 @@ SyncState *
 
 
 def _run(config: Path) -> None:
+    assert MBSYNC is not None, "mbsync is not installed"
     result = subprocess.run(
         [MBSYNC, "-c", str(config), "-a"], capture_output=True, text=True, timeout=120
     )

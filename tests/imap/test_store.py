@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.imap.conftest import deliver, message, status, untagged
-from tests.imap.sexp import fetch_items
+from tests.imap.sexp import Value, fetch_items
 
 
 @pytest.fixture
@@ -18,10 +18,17 @@ def mailbox(imap, alice):
     return raw
 
 
-def _flags(lines: list[bytes]) -> dict[int, list]:
+def _flags(lines: list[bytes]) -> dict[int, Value]:
     return {
         int(line.split()[1]): fetch_items(line).get(b"FLAGS") for line in untagged(lines, "FETCH")
     }
+
+
+def _modseq(items: dict[bytes, Value]) -> int:
+    """The number in a FETCH response's MODSEQ (n) item."""
+    value = items[b"MODSEQ"]
+    assert isinstance(value, list) and isinstance(value[0], int), value
+    return value[0]
 
 
 @pytest.mark.parametrize(
@@ -77,16 +84,16 @@ def test_a_new_keyword_is_announced_in_flags(mailbox):
 
 def test_unchangedsince_stores_when_nothing_changed(mailbox):
     """RFC 7162 §3.1.3: the modseq given is current, so the store happens, with MODSEQ."""
-    modseq = fetch_items(untagged(mailbox.command("FETCH 1 MODSEQ"), "FETCH")[0])[b"MODSEQ"][0]
+    modseq = _modseq(fetch_items(untagged(mailbox.command("FETCH 1 MODSEQ"), "FETCH")[0]))
     lines = mailbox.command(f"STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Flagged)")
     items = fetch_items(untagged(lines, "FETCH")[0])
-    assert items[b"FLAGS"] == [b"\\Flagged"] and items[b"MODSEQ"][0] > modseq
+    assert items[b"FLAGS"] == [b"\\Flagged"] and _modseq(items) > modseq
     assert status(lines) == "OK"
 
 
 def test_unchangedsince_refuses_messages_changed_later(mailbox):
     """RFC 7162 §3.1.3: OK [MODIFIED set] names the messages left alone."""
-    modseq = fetch_items(untagged(mailbox.command("FETCH 3 MODSEQ"), "FETCH")[0])[b"MODSEQ"][0]
+    modseq = _modseq(fetch_items(untagged(mailbox.command("FETCH 3 MODSEQ"), "FETCH")[0]))
     mailbox.command("STORE 2 +FLAGS.SILENT (\\Answered)")
     lines = mailbox.command(f"STORE 1:3 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Flagged)")
     assert status(lines) == "OK [MODIFIED 2]"

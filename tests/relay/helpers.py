@@ -22,7 +22,8 @@ def queue(
     *,
     mail_from: str | None = None,
     notify: Sequence[str] = (),
-    **options: str,
+    envid: str = "",
+    ret: str = "",
 ) -> list[QueuedMessage]:
     """What submission hands the relay: the message in the blob store and one row per domain."""
     address = sender.address if sender else (mail_from or "")
@@ -33,7 +34,8 @@ def queue(
         mail_from=address if mail_from is None else mail_from,
         recipients=[{"address": a, "notify": list(notify)} for a in recipients],
         sender_id=sender.id if sender else None,
-        **options,
+        envid=envid,
+        ret=ret,
     )
 
 
@@ -45,6 +47,31 @@ def parse(raw: bytes) -> Message:
     return email.message_from_bytes(raw)
 
 
+def parts(message: Message) -> list[Message]:
+    """The parts of a multipart (or of a message/delivery-status, one per field block)."""
+    payload = message.get_payload()
+    assert isinstance(payload, list), payload
+    return [_message(part) for part in payload]
+
+
+def _message(part: object) -> Message:
+    """`part`, which must be a parsed message rather than a string payload."""
+    assert isinstance(part, Message), part
+    return part
+
+
+def attached(part: Message) -> Message:
+    """The message a message/rfc822 part carries."""
+    return _message(part.get_payload(0))
+
+
+def decoded(part: Message) -> bytes:
+    """The body of a leaf part, its Content-Transfer-Encoding undone."""
+    payload = part.get_payload(decode=True)
+    assert isinstance(payload, bytes), payload
+    return payload
+
+
 def stored_raw(message) -> bytes:
     return blob_store().read(message.blob_key)
 
@@ -54,9 +81,9 @@ def report_parts(raw: bytes) -> tuple[Message, list[Message], Message]:
     report = parse(raw)
     assert report.get_content_type() == "multipart/report"
     assert report.get_param("report-type") == "delivery-status"
-    human, status, returned = report.get_payload()
+    human, status, returned = parts(report)
     assert status.get_content_type() == "message/delivery-status"
-    return human, status.get_payload(), returned
+    return human, parts(status), returned
 
 
 def wait_until(condition, timeout: float = 60, step: float = 0.1, *, sweeping: bool = False):

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -36,17 +36,24 @@ class Received:
         return str(email.message_from_bytes(self.data).get(name, ""))
 
 
+def _rcpt_options(envelope: Envelope) -> list[list[str]]:
+    """The envelope's RCPT TO parameters, one list per accepted recipient. aiosmtpd's own
+    RCPT handling flattens them into one list of strings (and annotates the attribute so);
+    this sink's handle_RCPT keeps them per recipient instead."""
+    return cast(list[list[str]], envelope.rcpt_options)
+
+
 class _Handler:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
     async def handle_RCPT(
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
         reply = self.sink.next_reply(address)
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
-            envelope.rcpt_options.append(options)
+            _rcpt_options(envelope).append(options)
         return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
@@ -62,7 +69,7 @@ class _Handler:
                 recipients=list(envelope.rcpt_tos),
                 data=envelope.content,
                 mail_options=list(envelope.mail_options),
-                rcpt_options=[list(o) for o in envelope.rcpt_options],
+                rcpt_options=[list(o) for o in _rcpt_options(envelope)],
                 tls=session.ssl is not None,
                 login=session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
             )

@@ -11,7 +11,7 @@ from apps.relay import delivery
 from apps.relay.models import QueuedMessage
 from apps.relay.pool import Pool
 from tests.relay.conftest import TLS_NAME
-from tests.relay.helpers import queue, reload, report_parts, stored_raw
+from tests.relay.helpers import attached, decoded, queue, reload, report_parts, stored_raw
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ def test_a_permanent_refusal_bounces_with_the_reply(personas, zone, sink, pool):
     assert (block["Action"], block["Status"]) == ("failed", "5.1.1")
     assert block["Remote-MTA"] == "dns; mx.remote.test"
     assert block["Diagnostic-Code"] == "smtp; 550 5.1.1 no such user"
-    assert "550 5.1.1 no such user" in human.get_payload(decode=True).decode()
+    assert "550 5.1.1 no such user" in decoded(human).decode()
     assert returned.get_content_type() == "text/rfc822-headers"  # RET=HDRS
     assert "body" not in returned.get_payload()
 
@@ -124,7 +124,7 @@ def test_a_domain_that_takes_no_mail_bounces_at_once(personas, zone, sink, pool,
     _, [_, block], returned = report_parts(stored_raw(bounce))
     assert block["Status"] == status
     assert returned.get_content_type() == "message/rfc822"  # RET=FULL
-    assert returned.get_payload(0)["To"] == f"someone@{domain}"
+    assert attached(returned)["To"] == f"someone@{domain}"
 
 
 def test_a_dns_failure_is_temporary(personas, zone, sink, pool):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from apps.relay import dsn
-from tests.relay.helpers import report_parts
+from tests.relay.helpers import decoded, report_parts
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 ORIGINAL = (
@@ -41,7 +41,7 @@ def test_a_failure_report_has_the_three_parts_and_every_field():
     raw = build(envid="abc123")
     human, [per_message, block], returned = report_parts(raw)
     assert b"Auto-Submitted: auto-replied" in raw
-    assert "could not be delivered" in human.get_payload(decode=True).decode()
+    assert "could not be delivered" in decoded(human).decode()
     assert per_message["Reporting-MTA"] == "dns; mail.example.org"
     assert per_message["Original-Envelope-Id"] == "abc123"
     assert per_message["Arrival-Date"] == "Mon, 30 Nov 2026 12:00:00 +0000"
@@ -87,4 +87,4 @@ def test_a_delay_warning_says_until_when_it_keeps_trying():
     assert (block["Action"], block["Status"]) == ("delayed", "4.4.1")
     assert block["Will-Retry-Until"] == "Sat, 05 Dec 2026 12:00:00 +0000"
     assert "Diagnostic-Code" not in block  # no remote server said anything
-    assert "keeps trying until Sat, 05 Dec 2026" in human.get_payload(decode=True).decode()
+    assert "keeps trying until Sat, 05 Dec 2026" in decoded(human).decode()

@@ -12,7 +12,15 @@ from apps.mailauth.dkim import verify
 from apps.relay import keys
 from tests.conftest import Persona
 from tests.mailclient import client_tls, raw_message
-from tests.relay.helpers import inbox, received, report_parts, rows_in, stored_raw
+from tests.relay.helpers import (
+    attached,
+    decoded,
+    inbox,
+    received,
+    report_parts,
+    rows_in,
+    stored_raw,
+)
 
 
 def submit(
@@ -72,9 +80,9 @@ def test_a_permanent_failure_puts_a_dsn_in_the_senders_inbox(mailsystem, live_pe
     assert block["Final-Recipient"] == "rfc822; ghost@remote.test"
     assert (block["Action"], block["Status"]) == ("failed", "5.1.1")
     assert block["Diagnostic-Code"] == "smtp; 550 5.1.1 <ghost@remote.test>: no such user"
-    assert "no such user" in human.get_payload(decode=True).decode()
+    assert "no such user" in decoded(human).decode()
     assert returned.get_content_type() == "message/rfc822"
-    assert returned.get_payload(0)["Subject"] == "Are you there?"
+    assert attached(returned)["Subject"] == "Are you there?"
     assert rows_in("failed", 1)
 
 

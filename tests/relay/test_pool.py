@@ -48,7 +48,7 @@ def pool(clock) -> Pool:
 
 def test_an_idle_session_is_reused_for_the_same_server(pool):
     session = FakeSession()
-    pool.give(KEY, session)  # type: ignore[arg-type]
+    pool.give(KEY, session)
     assert pool.take(KEY) is session
     assert pool.take(KEY) is None
     assert pool.take(("other", "127.0.0.1", 25, "x")) is None
@@ -56,9 +56,9 @@ def test_an_idle_session_is_reused_for_the_same_server(pool):
 
 def test_a_session_idle_too_long_or_dead_is_closed_not_reused(pool, clock):
     stale, dead = FakeSession(), FakeSession(alive=False)
-    pool.give(KEY, stale)  # type: ignore[arg-type]
+    pool.give(KEY, stale)
     clock.now += 31
-    pool.give(KEY, dead)  # type: ignore[arg-type]
+    pool.give(KEY, dead)
     assert pool.take(KEY) is None
     assert stale.closed and dead.closed
 
@@ -68,16 +68,16 @@ def test_a_broken_or_worn_session_is_not_kept(pool):
     broken.broken = True
     worn.transactions = 3
     for session in (broken, worn):
-        pool.give(KEY, session)  # type: ignore[arg-type]
+        pool.give(KEY, session)
         assert session.closed
     assert pool.take(KEY) is None
 
 
 def test_prune_closes_only_the_stale(pool, clock):
     old, fresh = FakeSession(), FakeSession()
-    pool.give(KEY, old)  # type: ignore[arg-type]
+    pool.give(KEY, old)
     clock.now += 20
-    pool.give(KEY, fresh)  # type: ignore[arg-type]
+    pool.give(KEY, fresh)
     clock.now += 15
     assert pool.prune() == 1
     assert old.closed and not fresh.closed
