@@ -13,7 +13,7 @@ from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache, wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -129,6 +129,25 @@ def changes_since(folder_id: int, message_mark: int, expunge_mark: int) -> Chang
         raise FolderGone
     changes.rows.sort(key=lambda row: row[0])
     return changes
+
+
+# The index's flag bits (index.flag_bits: seen 1, answered 2, flagged 4, deleted 8, draft 16),
+# computed by the database.
+FLAG_BITS = " + ".join(
+    f"CASE WHEN {column} THEN {bit} ELSE 0 END"
+    for column, bit in (("seen", 1), ("answered", 2), ("flagged", 4), ("deleted", 8), ("draft", 16))
+)
+
+
+def index_rows(folder_id: int) -> list[tuple[int, int, int, str | None]]:
+    """(uid, modseq, flag bits, keywords or NULL) of every message, by UID: what the index
+    loads for a folder. Mostly integers, so 100,000 rows cost little more than reading."""
+    rows = _rows(
+        f"SELECT uid, modseq, {FLAG_BITS}, CASE WHEN keywords = ' ' THEN NULL ELSE keywords END"
+        f" FROM {MESSAGE} WHERE folder_id = %s ORDER BY uid",
+        [folder_id],
+    )
+    return cast(list[tuple[int, int, int, str | None]], rows)
 
 
 def changed_rows(folder_id: int, modseq: int) -> list[tuple[Any, ...]]:
