@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.mailstore import inbound, maintenance
+from apps.mailstore import fulltext, inbound, maintenance
 
 
 @shared_task(name="mailstore.collect_blobs")
 def collect_blobs() -> int:
     """Remove blobs no message refers to any more; returns how many went."""
     return maintenance.collect_unreferenced_blobs()
+
+
+@shared_task(name="mailstore.index_folders")
+def index_folders() -> int:
+    """Bring the full-text index up to date with folders that got mail other than through
+    the inbound pipeline (IMAP APPEND, say), and drop rows nothing refers to any more."""
+    indexed = sum(fulltext.catch_up(folder_id) for folder_id in fulltext.folders_behind())
+    fulltext.sweep()
+    return indexed
 
 
 @shared_task(name="inbound.process", acks_late=True)

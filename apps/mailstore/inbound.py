@@ -15,7 +15,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from apps.mailstore import groupcommit, services
+from apps.mailstore import fulltext, groupcommit, services
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Incoming
 
@@ -86,7 +86,11 @@ def process(incoming_id: int, limit: int = BATCH) -> int:
             prepared.append((row, services.NewMessage.from_blob(row.blob_key, row.size)))
         except FileNotFoundError:
             log.error("incoming %s: blob %s is missing", row.pk, row.blob_key)
-    return groupcommit.run(lambda: sum(_file(row, message) for row, message in prepared))
+    filed = groupcommit.run(lambda: sum(_file(row, message) for row, message in prepared))
+    # After the commit that made them durable: SMTP never waits for the full-text index.
+    local = [m for row, m in prepared if any(r.get("user_ids") for r in row.recipients)]
+    fulltext.index_parsed((message.blob_key, message.parsed) for message in local)
+    return filed
 
 
 def _file(incoming: Incoming, message: services.NewMessage) -> int:

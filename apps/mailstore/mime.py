@@ -89,6 +89,7 @@ class ParsedMessage:
     in_reply_to: str
     references: tuple[str, ...]
     text: str
+    header: bytes  # the top-level header block as written, for the full-text index
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         in_reply_to=_first_msg_id(envelope["in_reply_to"]),
         references=tuple(_MSG_ID.findall(_text(first.get("references", b"")))),
         text=body_text(raw, body),
+        header=raw[: body["body_start"]],
     )
 
 

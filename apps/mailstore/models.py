@@ -44,6 +44,8 @@ class Folder(models.Model):
     subscribed = models.BooleanField(default=True)
     # Touched by every change; the cross-process change poller looks at recent ones.
     changed_at = models.DateTimeField(db_index=True)
+    # Every message up to this UID has its full-text row (apps.mailstore.fulltext).
+    indexed_uid = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_folder")]

@@ -246,7 +246,6 @@ def deliver_many(
                 Message.objects.create(
                     **_row(folder_id, uid, modseq, message, flag_list, internal_date)
                 )
-                fulltext.index(message.blob_key, message.parsed)
                 result.delivered.append((user_id, folder_id, uid))
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
@@ -267,19 +266,34 @@ def append(
             raise QuotaExceeded("Quota exceeded")
         uid, modseq = _bump(folder.pk, 1)
         Message.objects.create(**_row(folder.pk, uid, modseq, message, list(flags), internal_date))
-        fulltext.index(message.blob_key, message.parsed)
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, uid
 
 
+FOLDER_TABLE = Folder._meta.db_table
+
+
 def _delivery_folder(user_id: int, special_use: str) -> int:
     """The id of the folder new mail goes to: the special-use one if asked, else INBOX."""
-    folders = Folder.objects.filter(user_id=user_id)
-    if special_use:
-        found = folders.filter(special_use=special_use).values_list("pk", flat=True).first()
-        if found is not None:
-            return found
-    return folders.values_list("pk", flat=True).get(name=INBOX)
+    # Plain SQL: this runs for every delivery, and building the ORM query cost more than
+    # running it.
+    with connection.cursor() as cursor:
+        if special_use:
+            cursor.execute(
+                f"SELECT id FROM {FOLDER_TABLE} WHERE user_id = %s AND special_use = %s"
+                " ORDER BY id LIMIT 1",
+                [user_id, special_use],
+            )
+            row = cursor.fetchone()
+            if row is not None:
+                return row[0]
+        cursor.execute(
+            f"SELECT id FROM {FOLDER_TABLE} WHERE user_id = %s AND name = %s", [user_id, INBOX]
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Folder.DoesNotExist(f"user {user_id} has no INBOX")
+    return row[0]
 
 
 def _charge_quota(user_id: int, size: int, count: int, enforce: bool = True) -> bool:
@@ -666,7 +680,5 @@ def append_many(
             for i, (message, flags, date) in enumerate(messages)
         ]
         Message.objects.bulk_create(rows, batch_size=500)
-        for message, _, _ in messages:
-            fulltext.index(message.blob_key, message.parsed)
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, [first_uid + i for i in range(len(messages))]

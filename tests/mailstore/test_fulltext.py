@@ -45,9 +45,12 @@ def matching(persona, condition: Callable[..., Q], *args: str) -> list[int]:
     return list(messages.order_by("uid").values_list("uid", flat=True))
 
 
-def test_a_delivery_indexes_decoded_header_lines_body_text_and_sent_day(alice):
+def test_a_folders_first_search_indexes_header_lines_body_text_and_sent_day(alice):
     new = services.NewMessage.from_bytes(RAW)
     services.deliver(new, [alice.id])
+    assert rows(new) == []  # filing never waits for the index
+    assert fulltext.catch_up(inbox_of(alice)) == 1
+    assert fulltext.catch_up(inbox_of(alice)) == 0
     assert rows(new) == [
         (
             new.blob_key,
@@ -95,6 +98,8 @@ def test_one_row_serves_every_copy_until_the_last_one_goes(personas):
     new = services.NewMessage.from_bytes(RAW)
     services.deliver(new, [alice.id, bob.id])
     services.copy_messages(alice.id, inbox_of(alice), [(1, 1)], "Archive")
+    for folder_id in fulltext.folders_behind():
+        fulltext.catch_up(folder_id)
     assert len(rows(new)) == 1
     services.delete_messages(alice.id, inbox_of(alice), [1])
     services.delete_messages(bob.id, inbox_of(bob), [1])
@@ -103,20 +108,24 @@ def test_one_row_serves_every_copy_until_the_last_one_goes(personas):
     assert rows(new) == []
 
 
-def test_a_move_keeps_the_row_and_an_append_adds_one(alice):
+def test_appended_mail_is_indexed_by_the_periodic_catch_up_and_a_move_keeps_it(alice):
     draft, other = (services.NewMessage.from_bytes(raw) for raw in (b"Subject: d\r\n\r\n", RAW))
     services.append(alice.user, "Drafts", draft)
     services.append_many(alice.user, "Drafts", [(other, [], None)])
-    assert len(rows(draft, other)) == 2
     drafts = Folder.objects.get(user_id=alice.id, name="Drafts").pk
+    assert drafts in fulltext.folders_behind()
+    assert fulltext.catch_up(drafts) == 2
+    assert drafts not in fulltext.folders_behind()
+    assert len(rows(draft, other)) == 2
     services.copy_messages(alice.id, drafts, [(2, 2)], "Archive", expunge_source=True)
     assert len(rows(draft, other)) == 2
 
 
-def test_index_missing_fills_in_messages_stored_before_the_index(alice):
+def test_index_missing_fills_in_rows_lost_below_the_folders_mark(alice):
     services.deliver(services.NewMessage.from_bytes(RAW), [alice.id])
+    assert matching(alice, fulltext.body_contains, "figures") == [1]
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {fulltext.TABLE}")
+        cursor.execute(f"DELETE FROM {fulltext.TABLE}")  # as a restore from a backup might
     assert matching(alice, fulltext.body_contains, "figures") == []
     assert fulltext.index_missing() == 1
     assert matching(alice, fulltext.body_contains, "figures") == [1]
@@ -126,6 +135,7 @@ def test_index_missing_fills_in_messages_stored_before_the_index(alice):
 def test_sweep_drops_rows_no_message_refers_to(alice):
     new = services.NewMessage.from_bytes(RAW)
     services.deliver(new, [alice.id])
+    fulltext.catch_up(inbox_of(alice))
     Message.objects.all().delete()  # as a cascade from a deleted user would
     assert fulltext.sweep() >= 1
     assert rows(new) == []
@@ -216,3 +226,27 @@ def test_needles_too_short_for_the_index_read_only_the_folders_rows(alice):
     plan = plan_of(fulltext.body_contains(inbox_of(alice), "fi"))
     assert "VIRTUAL TABLE" not in plan and "_trgm" not in plan
     assert matching(alice, fulltext.body_contains, "fi") == [1]
+
+
+def test_a_backlog_is_indexed_in_chunks_and_every_message_is_found(alice, monkeypatch):
+    monkeypatch.setattr(fulltext, "CATCH_UP_CHUNK", 7)
+    for n in range(20):
+        raw = f"Subject: report {n}\r\n\r\nquarterly figures number {n}\r\n".encode()
+        services.deliver(services.NewMessage.from_bytes(raw), [alice.id])
+    assert matching(alice, fulltext.body_contains, "quarterly figures") == list(range(1, 21))
+    assert matching(alice, fulltext.header_contains, "subject", "report 1") == [2, *range(11, 21)]
+
+
+def test_the_inbound_pipeline_indexes_what_it_files(alice):
+    from apps.mailstore import inbound
+    from apps.mailstore.models import Incoming
+
+    new = services.NewMessage.from_bytes(RAW)
+    row = Incoming.objects.create(
+        blob_key=new.blob_key,
+        size=new.size,
+        source="mx",
+        recipients=[{"address": alice.address, "user_ids": [alice.id]}],
+    )
+    assert inbound.process(row.pk) == 1
+    assert [r[0] for r in rows(new)] == [new.blob_key]
