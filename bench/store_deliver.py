@@ -9,6 +9,7 @@ durable when it returns: the blob is fsynced (file and directory), and the commi
 synchronous (SQLite synchronous=FULL in WAL mode; PostgreSQL synchronous_commit=on).
 
     .venv/bin/python bench/store_deliver.py [--messages 2000] [--writers 1 8] [--processes]
+        [--repeat 3]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/...
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -142,29 +144,37 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--writers", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--processes", action="store_true", help="one process per writer")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure (a shared VM is noisy)"
+    )
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     backend = "PostgreSQL" if url else "SQLite"
+    kind = "processes" if options.processes else "threads, group commit"
     for writers in options.writers:
-        with tempfile.TemporaryDirectory(prefix="mailhost-bench-") as data_dir:
-            db_name = create_pg_database(url) if url else None
-            try:
-                if options.processes:
-                    context = multiprocessing.get_context("spawn")
-                    with context.Pool(1) as pool:
-                        user_id = pool.apply(prepare, (data_dir, db_name))
-                    rate = run(data_dir, db_name, user_id, writers, options.messages)
-                else:
-                    rate = run_in_subprocess(data_dir, db_name, writers, options.messages)
-            finally:
-                if url and db_name:
-                    drop_pg_database(url, db_name)
-        kind = "processes" if options.processes else "threads, group commit"
+        rates = sorted(one_run(url, writers, options) for _ in range(options.repeat))
         print(
-            f"{backend}: {writers} writer(s) ({kind}): {rate:,.0f} deliveries/s "
-            f"({options.messages} x 4 KB, durable)",
+            f"{backend}: {writers} writer(s) ({kind}): {statistics.median(rates):,.0f}"
+            f" deliveries/s, median of {len(rates)} (range {rates[0]:,.0f}-{rates[-1]:,.0f};"
+            f" {options.messages} x 4 KB each, durable)",
             flush=True,
         )
+
+
+def one_run(url: str, writers: int, options: argparse.Namespace) -> float:
+    """Deliveries per second of one run on a fresh database."""
+    with tempfile.TemporaryDirectory(prefix="mailhost-bench-") as data_dir:
+        db_name = create_pg_database(url) if url else None
+        try:
+            if options.processes:
+                context = multiprocessing.get_context("spawn")
+                with context.Pool(1) as pool:
+                    user_id = pool.apply(prepare, (data_dir, db_name))
+                return run(data_dir, db_name, user_id, writers, options.messages)
+            return run_in_subprocess(data_dir, db_name, writers, options.messages)
+        finally:
+            if url and db_name:
+                drop_pg_database(url, db_name)
 
 
 if __name__ == "__main__":
