@@ -7,8 +7,8 @@
 
 Unknown names answer NXDOMAIN; names that exist (or have names below them) but lack the
 asked type answer NOERROR with no records; CNAMEs inside the zone are followed. Negative
-answers carry an SOA whose TTL is 0 (RFC 2308 §3, §5), so resolvers do not cache them: a test
-may add a record that a moment ago did not exist.
+answers carry an SOA whose TTL is 0 unless asked otherwise (RFC 2308 §3, §5), so resolvers
+do not cache them: a test may add a record that a moment ago did not exist.
 """
 
 from __future__ import annotations
@@ -26,16 +26,24 @@ CLASSIC_UDP_LIMIT = 512  # RFC 1035 §4.2.1: longer answers come truncated, then
 MAX_CNAME_CHAIN = 8
 POLL_INTERVAL = 0.02  # seconds
 TXT_STRING_LIMIT = 255  # RFC 1035 §3.3.14: one character-string holds at most 255 octets
-# RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM); 0 means not at all.
-NEGATIVE_SOA = RR(
-    ".", QTYPE.SOA, ttl=0, rdata=SOA("ns.test.", "hostmaster.test.", (1, 3600, 600, 86400, 0))
-)
+
+
+def _negative_soa(ttl: int) -> RR:
+    """RFC 2308 §5: a negative answer is cached for min(SOA TTL, SOA MINIMUM); 0 means not
+    at all (tests add records at run time), a few minutes is what real zones say."""
+    return RR(
+        ".",
+        QTYPE.SOA,
+        ttl=ttl,
+        rdata=SOA("ns.test.", "hostmaster.test.", (1, 3600, 600, 86400, ttl)),
+    )
 
 
 class _Zone(BaseResolver):
     """The records and the names told to fail; dnslib calls `resolve` from its threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, negative_ttl: int = 0) -> None:
+        self.negative_soa = _negative_soa(negative_ttl)
         self.lock = threading.Lock()
         self.records: list[RR] = []
         self.failing: set[DNSLabel] = set()
@@ -55,7 +63,7 @@ class _Zone(BaseResolver):
         for rr in answers:
             reply.add_answer(rr)
         if not answers:
-            reply.add_auth(NEGATIVE_SOA)
+            reply.add_auth(self.negative_soa)
         return reply
 
     def _answers(self, qname: DNSLabel, qtype: int) -> list[RR]:
@@ -115,8 +123,10 @@ def _start_pair(zone: _Zone, address: str) -> tuple[DNSServer, DNSServer]:
 class ZoneServer:
     """A dnslib server on `address` port 0, serving zone-file text; changeable while running."""
 
-    def __init__(self, zone: str = "", *, address: str = "127.0.0.1") -> None:
-        self._zone = _Zone()
+    def __init__(
+        self, zone: str = "", *, address: str = "127.0.0.1", negative_ttl: int = 0
+    ) -> None:
+        self._zone = _Zone(negative_ttl)
         self._address = address
         self._servers: tuple[DNSServer, DNSServer] | None = None
         self.port = 0
