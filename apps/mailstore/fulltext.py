@@ -279,8 +279,8 @@ def body_contains(folder_id: int, needle: str) -> Q:
 
 
 def text_contains(folder_id: int, needle: str) -> Q:
-    """RFC 9051 §6.4.4 TEXT: the header or the body contains `needle`."""
-    catch_up(folder_id)
+    """RFC 9051 §6.4.4 TEXT: the header or the body contains `needle` (body_contains
+    catches the folder up; the Qs run only after both are built)."""
     needle = normalise(needle)
     if not needle:
         return ALWAYS
