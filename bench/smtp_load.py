@@ -27,7 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from tests.dnsserver import ZoneServer  # noqa: E402  (a real DNS server on loopback)
 
-BODY = ("The quick brown fox jumps over the lazy dog. " * 100)[:4000]
+# 4 KB of text in 76-character lines, as mail clients wrap it.
+_TEXT = ("The quick brown fox jumps over the lazy dog. " * 100)[:3900]
+BODY = "\r\n".join(_TEXT[i : i + 76] for i in range(0, len(_TEXT), 76))
 
 
 def manage(data_dir: str, *args: str) -> str:

@@ -23,17 +23,17 @@ def index_folders() -> int:
 
 
 @shared_task(name="inbound.process", acks_late=True)
-def process_incoming(incoming_id: int) -> int:
+def process_incoming(incoming_id: int, last_id: int | None = None) -> int:
     """File accepted messages for their local recipients and queue the remote ones."""
-    return inbound.process(incoming_id)
+    return inbound.process(incoming_id, last_id)
 
 
 @shared_task(name="inbound.sweep")
 def sweep_incoming() -> int:
     """Run accepted messages whose task was lost (broker down, worker killed)."""
     due = inbound.overdue()
-    for incoming_id in due:
-        inbound.process(incoming_id)
+    if due:
+        inbound.process(min(due), max(due))
     return len(due)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 
 from apps.accounts import throttle
 from apps.accounts.addresses import normalise, split_address, strip_subaddress
@@ -37,6 +37,42 @@ class Recipients:
 def is_local_domain(domain_name: str) -> bool:
     """True when the domain is ours (active or not: we never relay for our own domains)."""
     return Domain.objects.filter(name=domain_name.lower().rstrip(".")).exists()
+
+
+@dataclass
+class Lookup:
+    """What one query tells of an address: whether its domain is ours and, when the
+    address is a user's own, who receives it (None: only `resolve` can tell)."""
+
+    is_local: bool
+    recipients: Recipients | None = None
+
+
+def lookup(address: str) -> Lookup:
+    """RCPT's common case in one query: a user's own address at one of our domains.
+
+    Runs for every recipient of every message, so it is one plain SELECT; aliases,
+    +tags and catch-alls (recipients None) go through `resolve`, which this agrees with.
+    """
+    local, domain_name = split_address(address)
+    if not domain_name:
+        return Lookup(is_local=False)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT d.is_active, u.id, u.is_active FROM {Domain._meta.db_table} d "
+            f"LEFT JOIN {User._meta.db_table} u ON u.domain_id = d.id AND u.local_part = %s "
+            "WHERE d.name = %s",
+            [local.lower(), domain_name],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return Lookup(is_local=False)
+    domain_active, user_id, user_active = row
+    if not domain_active:
+        return Lookup(is_local=True, recipients=Recipients())
+    if user_id is None:
+        return Lookup(is_local=True)
+    return Lookup(is_local=True, recipients=Recipients(user_ids=[user_id] if user_active else []))
 
 
 def resolve(address: str, _depth: int = 0, *, use_catch_all: bool = True) -> Recipients:

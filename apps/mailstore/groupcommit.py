@@ -67,7 +67,10 @@ class GroupCommitter:
             with transaction.atomic():
                 for unit in batch:
                     try:
-                        with transaction.atomic():  # a savepoint per unit
+                        # A savepoint per unit keeps one failure its own; a unit alone
+                        # needs none (its failure rolls back the transaction, which is
+                        # all its own).
+                        with transaction.atomic(savepoint=len(batch) > 1):
                             unit.result = unit.work()
                     except Exception as error:
                         unit.error = error

@@ -9,13 +9,15 @@ transaction, so a crash at any point files it exactly once.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from apps.mailstore import fulltext, groupcommit, services
+from apps.mailstore import fulltext, groupcommit, plainsql, services
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Incoming
 
@@ -36,50 +38,103 @@ def accept(
     envid: str = "",
     ret: str = "",
     auth_results: dict | None = None,
-) -> Incoming:
+) -> int:
     """Record an accepted message durably (group commit), then ask a worker to file it.
     When this returns, SMTP may say 250."""
-    incoming = groupcommit.run(
-        lambda: Incoming.objects.create(
-            blob_key=blob_key,
-            size=size,
-            source=source,
-            mail_from=mail_from,
-            sender_id=sender_id,
-            recipients=list(recipients),
-            envid=envid,
-            ret=ret,
-            auth_results=auth_results or {},
-        )
-    )
-    # Scheduled by the caller's thread, not in the commit: a broker publish costs about
-    # a millisecond, and the group's leader must not make everyone wait for all of them.
-    _schedule(incoming.pk)
-    return incoming
+    row = {
+        "blob_key": blob_key,
+        "size": size,
+        "source": source,
+        "mail_from": mail_from,
+        "sender_id": sender_id,
+        "recipients": list(recipients),
+        "envid": envid,
+        "ret": ret,
+        "auth_results": auth_results or {},
+    }
+    incoming_id = groupcommit.run(lambda: plainsql.insert(Incoming, row))
+    kicker.add(incoming_id)
+    return incoming_id
 
 
-def _schedule(incoming_id: int) -> None:
-    from workers.tasks import process_incoming
-
-    try:
-        process_incoming.delay(incoming_id)
-    except Exception:  # the broker is down: the sweep will find the row
-        log.warning("could not queue incoming %s; the sweep will", incoming_id, exc_info=True)
-
-
-# Accepted messages filed per transaction: one task drains whatever is waiting, so the
-# filing rate does not depend on how fast the broker hands out task messages.
+# Accepted messages filed per transaction: one task files a run of them, so the filing
+# rate does not depend on how fast the broker hands out task messages.
 BATCH = 64
 
 
-def process(incoming_id: int, limit: int = BATCH) -> int:
-    """File this accepted message and others waiting after it; returns how many.
+class Kicker:
+    """Asks the workers to file accepted messages, one task per run of up to BATCH.
+
+    A broker publish costs milliseconds (the embedded filesystem broker writes a file), so
+    it happens on a thread of its own: SMTP says 250 as soon as the Incoming row commits,
+    and rows that arrive while one publish runs share the next. A row whose task is lost
+    (crash, broker down) is still found by the sweep.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list[int] = []
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, incoming_id: int) -> None:
+        with self._wake:
+            self._pending.append(incoming_id)
+            self._wake.notify()
+            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="inbound-kicker")
+                self._thread.daemon = True
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._pending:
+                    self._wake.wait()
+                ids = sorted(self._pending)
+                self._pending.clear()
+            for start in range(0, len(ids), BATCH):
+                run = ids[start : start + BATCH]
+                publish(run[0], run[-1])
+
+
+def publish(first_id: int, last_id: int) -> None:
+    from workers.tasks import process_incoming
+
+    try:
+        process_incoming.delay(first_id, last_id)
+    except Exception:  # the broker is down: the sweep will find the rows
+        log.warning(
+            "could not queue incoming %s-%s; the sweep will", first_id, last_id, exc_info=True
+        )
+
+
+kicker = Kicker()
+
+
+def process(incoming_id: int, last_id: int | None = None) -> int:
+    """File accepted messages from `incoming_id` to `last_id` (without it: up to BATCH
+    waiting from `incoming_id` on); returns how many."""
+    filed = 0
+    while True:
+        ids = Incoming.objects.filter(pk__gte=incoming_id).order_by("pk")
+        if last_id is not None:
+            ids = ids.filter(pk__lte=last_id)
+        rows = list(ids[:BATCH])
+        filed += _file_batch(rows)
+        if last_id is None or len(rows) < BATCH:
+            return filed
+        incoming_id = rows[-1].pk + 1
+
+
+def _file_batch(rows: list[Incoming]) -> int:
+    """File these in one transaction.
 
     Messages are parsed before the transaction (it holds SQLite's write lock); each is
     claimed by deleting its Incoming row, so when two workers pick the same message
     only the one whose delete counts files it.
     """
-    rows = list(Incoming.objects.filter(pk__gte=incoming_id).order_by("pk")[:limit])
     prepared = []
     for row in rows:
         try:

@@ -21,7 +21,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.mailstore import events, fulltext, uidsets
+from apps.mailstore import events, fulltext, plainsql, uidsets
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Account, Expunged, Folder, Message
 
@@ -243,7 +243,8 @@ def deliver_many(
                     result.over_quota.append(user_id)
                     continue
                 uid, modseq = _bump(folder_id, 1)
-                _insert_message(_row(folder_id, uid, modseq, message, flag_list, internal_date))
+                row = _row(folder_id, uid, modseq, message, flag_list, internal_date)
+                plainsql.insert(Message, row)
                 result.delivered.append((user_id, folder_id, uid))
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
@@ -313,9 +314,14 @@ def _charge_quota(user_id: int, size: int, count: int, enforce: bool = True) -> 
 
 def is_over_quota(user_id: int) -> bool:
     """Whether the user's mailbox is full (RCPT-time check, RFC 3463 4.2.2)."""
-    quota = User.objects.values_list("quota_bytes", flat=True).get(pk=user_id)
-    used = Account.objects.values_list("used_bytes", flat=True).get(user_id=user_id)
-    return quota > 0 and used >= quota
+    with connection.cursor() as cursor:  # one plain query: it runs for every RCPT
+        cursor.execute(
+            f"SELECT u.quota_bytes, a.used_bytes FROM {User._meta.db_table} u "
+            f"JOIN {Account._meta.db_table} a ON a.user_id = u.id WHERE u.id = %s",
+            [user_id],
+        )
+        row = cursor.fetchone()
+    return row is not None and row[0] > 0 and row[1] >= row[0]
 
 
 def _release_usage(user_id: int, size: int, count: int) -> None:
@@ -362,23 +368,6 @@ def _row(
         **_flag_fields(flags),
         **metadata_fields(parsed),
     }
-
-
-_MESSAGE_FIELDS = [f for f in Message._meta.concrete_fields if not f.primary_key]
-
-
-def _insert_message(row: dict) -> None:
-    """INSERT one Message row, as `Message.objects.create(**row)` would, but without a
-    model instance and an ORM query per delivery: building them cost more than the insert."""
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(f.column)) for f in _MESSAGE_FIELDS)
-    marks = ", ".join(["%s"] * len(_MESSAGE_FIELDS))
-    values = [
-        f.get_db_prep_save(row[f.attname] if f.attname in row else f.get_default(), connection)
-        for f in _MESSAGE_FIELDS
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {quote(MESSAGE_TABLE)} ({columns}) VALUES ({marks})", values)
 
 
 def metadata_fields(parsed: ParsedMessage) -> dict:

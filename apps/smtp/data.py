@@ -49,31 +49,44 @@ class Spool:
 
 
 class DataDecoder:
-    """Feed it what the reader returns (lines ending in CRLF, or pieces of an overlong
-    line); it writes the unstuffed body to the spool and says when the end came."""
+    """Feed it the DATA stream in pieces of any size; it writes the unstuffed body to the
+    spool and says when the end line came. Only CRLF ends a line. The reader must not
+    read past the end line: reading up to each ".\r\n" (as the listener does) never does.
+    """
+
+    # An unfinished line longer than this is written out as it comes (bounded memory).
+    HOLD = 65536
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
-        self.at_line_start = True
-        self.pending_cr = False  # the previous piece ended in CR: a CRLF may be split
+        self.unfinished = b""  # the start of a line whose CRLF has not come yet
+        self.mid_line = False  # `unfinished` continues a line already partly written
         self.done = False
 
     def feed(self, piece: bytes) -> bool:
         """Process one piece; True once the terminating "." line has been seen."""
-        if self.pending_cr and piece.startswith(b"\n"):
-            self.spool.write(b"\n")
-            piece = piece[1:]
-            self.at_line_start = True
-        self.pending_cr = False
-        if not piece:
-            return False
-        if self.at_line_start:
-            if piece == b".\r\n":
-                self.done = True
-                return True
-            if piece.startswith(b"."):  # RFC 5321 §4.5.2 transparency
-                piece = piece[1:]
-        self.spool.write(piece)
-        self.at_line_start = piece.endswith(b"\r\n")
-        self.pending_cr = piece.endswith(b"\r") and not self.at_line_start
-        return False
+        lines = (self.unfinished + piece).split(b"\r\n")
+        self.unfinished = lines.pop()
+        if lines and self.mid_line:
+            self.spool.write(lines.pop(0) + b"\r\n")
+            self.mid_line = False
+        if b"." in lines:  # RFC 5321 §4.1.1.4: a line of one "." ends the data
+            del lines[lines.index(b".") :]
+            self.done = True
+        if lines:  # RFC 5321 §4.5.2: a leading "." was added for transparency
+            self.spool.write(b"".join(_unstuff(line) + b"\r\n" for line in lines))
+        if len(self.unfinished) > self.HOLD:
+            self._write_unfinished()
+        return self.done
+
+    def _write_unfinished(self) -> None:
+        # A trailing CR stays: with the next piece's LF it ends the line.
+        keep = 1 if self.unfinished.endswith(b"\r") else 0
+        head = self.unfinished[: len(self.unfinished) - keep]
+        self.spool.write(head if self.mid_line else _unstuff(head))
+        self.unfinished = self.unfinished[len(head) :]
+        self.mid_line = True
+
+
+def _unstuff(line: bytes) -> bytes:
+    return line[1:] if line[:1] == b"." else line

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.accounts import services as accounts
-from apps.accounts.addresses import normalise, split_address
+from apps.accounts.addresses import normalise
 from apps.mailstore import services as store
 from apps.smtp import replies
 
@@ -32,12 +32,14 @@ class RecipientVerdict:
 def check_recipient(address: str, sender_id: int | None, relay_ok: bool) -> RecipientVerdict:
     """RCPT TO: a local address must reach an enabled user (550 5.1.1) whose mailbox is
     not full (452 4.2.2); a remote one needs an authenticated sender (554 5.7.1)."""
-    _, domain = split_address(address)
-    if not accounts.is_local_domain(domain):
+    looked_up = accounts.lookup(address)
+    if not looked_up.is_local:
         if sender_id is None and not relay_ok:
             return RecipientVerdict(replies.RELAY_DENIED)
         return RecipientVerdict(replies.OK, external=[normalise(address)])
-    found = accounts.resolve(address)
+    found = looked_up.recipients
+    if found is None:
+        found = accounts.resolve(address)
     if not found:
         return RecipientVerdict(replies.UNKNOWN_USER)
     if any(store.is_over_quota(user_id) for user_id in found.user_ids):

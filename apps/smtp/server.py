@@ -300,9 +300,11 @@ class MailSMTP(SMTP):
         try:
             async with asyncio.timeout(replies.DATA_TOTAL_TIMEOUT):
                 while not decoder.done:
+                    # Up to the next ".\r\n": the whole message in one read unless a line
+                    # ends in "." or it outgrows the buffer. Never past the end line.
                     try:
                         piece = await asyncio.wait_for(
-                            self._reader.readuntil(b"\r\n"), replies.DATA_BLOCK_TIMEOUT
+                            self._reader.readuntil(b".\r\n"), replies.DATA_BLOCK_TIMEOUT
                         )
                     except asyncio.LimitOverrunError as overrun:
                         piece = await self._reader.read(overrun.consumed)

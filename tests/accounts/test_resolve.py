@@ -73,3 +73,32 @@ def test_a_disabled_alias_reaches_nobody(personas):
     alias.is_active = False
     alias.save()
     assert not services.resolve("old@example.org")
+
+
+LOOKUP_CASES = [
+    "alice@example.org",
+    "Alice@EXAMPLE.org.",
+    "bob+newsletters@example.org",
+    "nobody@example.org",
+    "team@example.org",
+    "alice@elsewhere.test",
+    "not-an-address",
+]
+
+
+@pytest.mark.parametrize("state", ["as made", "user disabled", "domain disabled", "catch-all"])
+def test_the_one_query_lookup_agrees_with_resolve(personas, state):
+    """RCPT asks `lookup` first; whenever it answers, it must say what `resolve` says."""
+    services.create_alias("team@example.org", ["bob@example.org"])
+    if state == "user disabled":
+        User.objects.filter(email="alice@example.org").update(is_active=False)
+    elif state == "domain disabled":
+        Domain.objects.filter(name="example.org").update(is_active=False)
+    elif state == "catch-all":
+        Domain.objects.filter(name="example.org").update(catch_all="carol@example.org")
+    for address in LOOKUP_CASES:
+        found = services.lookup(address)
+        assert found.is_local == services.is_local_domain(address.rpartition("@")[2])
+        if found.recipients is not None:
+            assert found.recipients == services.resolve(address), address
+    assert services.lookup("alice@example.org").recipients is not None  # the fast path
