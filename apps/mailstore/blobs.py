@@ -94,8 +94,12 @@ class BlobWriter:
                 pass
         os.fsync(self.file.fileno())
         self.file.close()
-        created = _makedirs(final.parent)
-        os.replace(self.tmp_path, final)
+        created: list[Path] = []
+        try:
+            os.replace(self.tmp_path, final)
+        except FileNotFoundError:  # the first blob under this prefix: make its directory
+            created = _makedirs(final.parent)
+            os.replace(self.tmp_path, final)
         _fsync_dir(final.parent)
         for directory in created:
             _fsync_dir(directory.parent)

@@ -151,7 +151,8 @@ def _file_batch(rows: list[Incoming]) -> int:
 def _file(incoming: Incoming, message: services.NewMessage) -> int:
     from apps.relay import services as relay
 
-    with transaction.atomic():
+    # No savepoint: a failure here fails the whole batch (the group commit's unit).
+    with transaction.atomic(savepoint=False):
         claimed, _ = Incoming.objects.filter(pk=incoming.pk).delete()
         if not claimed:
             return 0
