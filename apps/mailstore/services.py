@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -124,10 +124,15 @@ def normalise_folder_name(name: str) -> str:
 
 
 def get_folder(user_id: int, name: str) -> Folder:
-    folder = Folder.objects.filter(user_id=user_id, name=normalise_folder_name(name)).first()
-    if folder is None:
-        raise FolderNotFound(f"No folder named {name}")
-    return folder
+    # A raw query still converts columns as the ORM does, without compiling one: SELECT,
+    # APPEND and STATUS call this for every command (421 -> 98 us).
+    found = Folder.objects.raw(
+        f"SELECT * FROM {Folder._meta.db_table} WHERE user_id = %s AND name = %s",
+        [user_id, normalise_folder_name(name)],
+    )
+    for folder in found:
+        return folder
+    raise FolderNotFound(f"No folder named {name}")
 
 
 def create_folder(user: User, name: str, special_use: str = "") -> Folder:
@@ -331,9 +336,12 @@ def is_over_quota(user_id: int) -> bool:
 
 
 def _release_usage(user_id: int, size: int, count: int) -> None:
-    Account.objects.filter(user_id=user_id).update(
-        used_bytes=F("used_bytes") - size, message_count=F("message_count") - count
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Account._meta.db_table} SET used_bytes = used_bytes - %s,"
+            " message_count = message_count - %s WHERE user_id = %s",
+            [size, count, user_id],
+        )
 
 
 def _bump(folder_id: int, uids: int) -> tuple[int, int]:
@@ -461,38 +469,67 @@ def store_flags(
     ranges = uidsets.normalise(ranges)
     with transaction.atomic():
         pending = []
-        for message in _locked(folder_id, ranges):
-            if unchanged_since is not None and message.modseq > unchanged_since:
-                result.conflicts.append(message.uid)
+        for pk, uid, modseq, *state in _locked(folder_id, ranges):
+            if unchanged_since is not None and modseq > unchanged_since:
+                result.conflicts.append(uid)
                 continue
-            before = message.flag_list()
+            before = _flags_of_row(state)
             after = _apply_flags(before, mode, list(flags))
             if sorted(before) != sorted(after):
-                pending.append((message, after))
+                pending.append((pk, uid, after))
         if pending:
             _, modseq = _bump(folder_id, 0)
-            for message, after in pending:
-                for column, value in _flag_fields(after).items():
-                    setattr(message, column, value)
-                message.modseq = modseq
-                result.changed.append((message.uid, modseq, message.flag_list()))
-            Message.objects.bulk_update(
-                [m for m, _ in pending],
-                [*Message.SYSTEM_FLAGS.values(), "keywords", "modseq"],
-                batch_size=500,
-            )
+            states: dict[tuple, list[int]] = {}
+            for pk, uid, after in pending:
+                fields = _flag_fields(after)
+                state = tuple(fields.values())
+                result.changed.append((uid, modseq, _flags_of_row(state)))
+                states.setdefault(state, []).append(pk)
+            _write_flags(states, modseq)
     if pending:
         _publish_after_commit(user_id, folder_id)
     return result
 
 
-def _locked(folder_id: int, ranges: uidsets.UidRanges) -> list[Message]:
-    fields = ["pk", "uid", "modseq", "keywords", *Message.SYSTEM_FLAGS.values()]
-    return [
-        m
-        for m in selected_messages(folder_id, ranges).select_for_update().only(*fields)
-        if uidsets.contains(ranges, m.uid)
-    ]
+# Flag columns in _flag_fields order: the system flags, then keywords.
+_FLAG_COLUMNS = [*Message.SYSTEM_FLAGS.values(), "keywords"]
+_FLAG_ASSIGNMENTS = ", ".join(f"{column} = %s" for column in [*_FLAG_COLUMNS, "modseq"])
+
+
+def _write_flags(states: dict[tuple, list[int]], modseq: int) -> None:
+    """One plain UPDATE per distinct new flag state (a STORE mostly leaves all its
+    messages alike): bulk_update's CASE per row cost more than the rest of STORE."""
+    with connection.cursor() as cursor:
+        for state, ids in states.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join(["%s"] * len(chunk))
+                cursor.execute(
+                    f"UPDATE {MESSAGE_TABLE} SET {_FLAG_ASSIGNMENTS} WHERE id IN ({marks})",
+                    [*state, modseq, *chunk],
+                )
+
+
+def _locked(folder_id: int, ranges: uidsets.UidRanges) -> list[tuple]:
+    """(id, uid, modseq, seen, answered, flagged, deleted, draft, keywords) of the messages
+    in `ranges`, locked for update (SQLite's write transaction already holds the lock).
+    Plain SQL: STORE runs this for nearly every command a client sends."""
+    condition, params = uidsets.uid_sql(ranges)
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, uid, modseq, {', '.join(_FLAG_COLUMNS)} FROM {MESSAGE_TABLE}"
+            f" WHERE folder_id = %s AND {condition} ORDER BY uid{lock}",
+            [folder_id, *params],
+        )
+        rows = cursor.fetchall()
+    return [row for row in rows if uidsets.contains(ranges, row[1])]
+
+
+def _flags_of_row(state: Sequence) -> list[str]:
+    """The flag list of (seen, answered, flagged, deleted, draft, keywords)."""
+    system = [flag for flag, on in zip(Message.SYSTEM_FLAGS, state, strict=False) if on]
+    return system + state[-1].split()
 
 
 def copy_messages(
@@ -538,8 +575,13 @@ def expunge(user_id: int, folder_id: int, ranges: uidsets.UidRanges | None = Non
     """Remove messages marked \\Deleted (only those in `ranges` when given: UID EXPUNGE,
     RFC 4315 §2.1). Returns the expunged UIDs, ascending."""
     with transaction.atomic():
-        doomed = Message.objects.filter(folder_id=folder_id, deleted=True).order_by("uid")
-        rows = list(doomed.only("pk", "uid", "size"))
+        with connection.cursor() as cursor:  # plain SQL: clients expunge often
+            cursor.execute(
+                f"SELECT id, uid, size FROM {MESSAGE_TABLE}"
+                " WHERE folder_id = %s AND deleted = %s ORDER BY uid",
+                [folder_id, True],
+            )
+            rows = [Doomed(*row) for row in cursor.fetchall()]
         if ranges is not None:
             normalised = uidsets.normalise(ranges)
             rows = [m for m in rows if uidsets.contains(normalised, m.uid)]
@@ -550,17 +592,29 @@ def expunge(user_id: int, folder_id: int, ranges: uidsets.UidRanges | None = Non
     return [m.uid for m in rows]
 
 
+class Doomed(NamedTuple):
+    """What expunging needs of a message (a Message instance serves as well)."""
+
+    pk: int
+    uid: int
+    size: int
+
+
 def _expunge_rows(
-    folder_id: int, rows: list[Message], *, release_quota: bool, user_id: int = 0
+    folder_id: int, rows: Sequence[Doomed | Message], *, release_quota: bool, user_id: int = 0
 ) -> None:
     _, modseq = _bump(folder_id, 0)
-    Expunged.objects.bulk_create(
-        [Expunged(folder_id=folder_id, uid=m.uid, modseq=modseq) for m in rows], batch_size=500
-    )
     ids = [m.pk for m in rows]
     blob_keys = fulltext.blob_keys_of(ids)
-    for start in range(0, len(ids), 500):
-        Message.objects.filter(pk__in=ids[start : start + 500]).delete()
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {Expunged._meta.db_table} (folder_id, uid, modseq) VALUES (%s, %s, %s)",
+            [(folder_id, m.uid, modseq) for m in rows],
+        )
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"DELETE FROM {MESSAGE_TABLE} WHERE id IN ({marks})", chunk)
     fulltext.forget(blob_keys)  # only those no other message (a copy) still refers to
     if release_quota:
         _release_usage(user_id, sum(m.size for m in rows), len(rows))
@@ -686,10 +740,9 @@ def append_many(
         if not _charge_quota(user.pk, sum(m.size for m, _, _ in messages), len(messages)):
             raise QuotaExceeded("Quota exceeded")
         first_uid, modseq = _bump(folder.pk, len(messages))
-        rows = [
-            Message(**_row(folder.pk, first_uid + i, modseq, message, list(flags), date))
-            for i, (message, flags, date) in enumerate(messages)
-        ]
-        Message.objects.bulk_create(rows, batch_size=500)
+        for i, (message, flags, date) in enumerate(messages):
+            plainsql.insert(
+                Message, _row(folder.pk, first_uid + i, modseq, message, list(flags), date)
+            )
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, [first_uid + i for i in range(len(messages))]

@@ -60,6 +60,24 @@ def contains(ranges: UidRanges, uid: int) -> bool:
     return lo < len(ranges) and ranges[lo][0] <= uid
 
 
+def uid_sql(ranges: UidRanges, column: str = "uid") -> tuple[str, list[int]]:
+    """The SQL condition (and its parameters) for UIDs in normalised `ranges`: each range
+    when there are few, else their whole span (callers then check `contains` per row)."""
+    if not ranges:
+        return "1 = 0", []
+    if len(ranges) > MAX_SQL_RANGES:
+        ranges = [(ranges[0][0], ranges[-1][1])]
+    terms, params = [], []
+    for lo, hi in ranges:
+        if lo == hi:
+            terms.append(f"{column} = %s")
+            params.append(lo)
+        else:
+            terms.append(f"{column} BETWEEN %s AND %s")
+            params += [lo, hi]
+    return "(" + " OR ".join(terms) + ")", params
+
+
 def span_filter(ranges: UidRanges, field: str = "uid") -> Q:
     """The SQL side of a large set: everything between its first and last UID."""
     if not ranges:
