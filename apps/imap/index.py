@@ -61,11 +61,10 @@ class Entry:
         """Everything, in one query; the tombstone watermark is the highest modseq read
         before it, so an expunge racing the load is applied by the next refresh."""
         self.expunge_mark = query.highest_expunge_modseq(self.folder_id)
-        rows = query.index_rows(self.folder_id)
+        rows, self.keywords = query.index_rows(self.folder_id)
         self.uids = array("q", [r[0] for r in rows])
         self.modseqs = array("q", [r[1] for r in rows])
         self.flags = array("B", [r[2] for r in rows])
-        self.keywords = {r[0]: r[3] for r in rows if r[3] is not None}
         self.known_keywords = {k for text in self.keywords.values() for k in text.split()}
         self.message_mark = max(self.modseqs, default=0)
         self.loaded = True

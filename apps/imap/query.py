@@ -139,15 +139,20 @@ FLAG_BITS = " + ".join(
 )
 
 
-def index_rows(folder_id: int) -> list[tuple[int, int, int, str | None]]:
-    """(uid, modseq, flag bits, keywords or NULL) of every message, by UID: what the index
-    loads for a folder. Mostly integers, so 100,000 rows cost little more than reading."""
+def index_rows(folder_id: int) -> tuple[list[tuple[int, int, int]], dict[int, str]]:
+    """What the index loads for a folder: (uid, modseq, flag bits) of every message by
+    UID, and the keywords of those that have any. Both come from indexes alone
+    (message_flags, message_keywords), never the wide rows: integers for 100,000
+    messages cost little more than reading them."""
     rows = _rows(
-        f"SELECT uid, modseq, {FLAG_BITS}, CASE WHEN keywords = ' ' THEN NULL ELSE keywords END"
-        f" FROM {MESSAGE} WHERE folder_id = %s ORDER BY uid",
+        f"SELECT uid, modseq, {FLAG_BITS} FROM {MESSAGE} WHERE folder_id = %s ORDER BY uid",
         [folder_id],
     )
-    return cast(list[tuple[int, int, int, str | None]], rows)
+    keywords = _rows(
+        f"SELECT uid, keywords FROM {MESSAGE} WHERE folder_id = %s AND NOT (keywords = ' ')",
+        [folder_id],
+    )
+    return cast(list[tuple[int, int, int]], rows), dict(keywords)
 
 
 def changed_rows(folder_id: int, modseq: int) -> list[tuple[Any, ...]]:
