@@ -48,7 +48,6 @@ CATCH_UP_CHUNK = 500  # blobs indexed per transaction when a folder catches up
 HEADER_LIMIT = 256 * 1024  # octets of header indexed; past this it is spam, not mail
 BATCH = 500  # keys per statement, well under SQLite's parameter limit
 
-_SPACE = re.compile(r"\s+")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §2.2 ftext: printable ASCII but ":"
 
 
@@ -67,7 +66,8 @@ class Document:
 def normalise(text: str) -> str:
     """Lower-case, white space runs as one space, no NUL: how both text and needles are
     compared, so a search string also matches across a wrapped line."""
-    return _SPACE.sub(" ", text.replace("\x00", " ")).strip().lower()
+    # str.split() splits on exactly the characters re's \s matches, four times faster.
+    return " ".join(text.replace("\x00", " ").split()).lower()
 
 
 def header_text(block: bytes) -> str:

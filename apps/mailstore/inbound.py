@@ -14,7 +14,7 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.mailstore import fulltext, groupcommit, plainsql, services
@@ -60,6 +60,9 @@ def accept(
 # Accepted messages filed per transaction: one task files a run of them, so the filing
 # rate does not depend on how fast the broker hands out task messages.
 BATCH = 64
+# How long the kicker lets a run of accepted messages gather before it publishes their
+# task: bench/smtp_load.py filed 150/s without it and kept up with SMTP (205/s) with it.
+GATHER_SECONDS = 0.02
 
 
 class Kicker:
@@ -92,6 +95,9 @@ class Kicker:
             with self._wake:
                 while not self._pending:
                     self._wake.wait()
+                # Let a run gather for a moment: under load, fewer and fuller tasks
+                # file faster (one transaction each); alone, a message waits this long.
+                self._wake.wait_for(lambda: len(self._pending) >= BATCH, GATHER_SECONDS)
                 ids = sorted(self._pending)
                 self._pending.clear()
             for start in range(0, len(ids), BATCH):
@@ -153,7 +159,9 @@ def _file(incoming: Incoming, message: services.NewMessage) -> int:
 
     # No savepoint: a failure here fails the whole batch (the group commit's unit).
     with transaction.atomic(savepoint=False):
-        claimed, _ = Incoming.objects.filter(pk=incoming.pk).delete()
+        with connection.cursor() as cursor:  # plain SQL: this runs for every message
+            cursor.execute(f"DELETE FROM {Incoming._meta.db_table} WHERE id = %s", [incoming.pk])
+            claimed = cursor.rowcount
         if not claimed:
             return 0
         user_ids = [u for rcpt in incoming.recipients for u in rcpt.get("user_ids", [])]
