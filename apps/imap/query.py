@@ -242,4 +242,11 @@ def list_folders(user_id: int) -> list[Folder]:
 
 
 def folder_id_of(user_id: int, name: str) -> int:
-    return services.get_folder(user_id, name).pk
+    """The folder's id; raises services.FolderNotFound."""
+    rows = _rows(
+        f"SELECT id FROM {FOLDER} WHERE user_id = %s AND name = %s",
+        [user_id, services.normalise_folder_name(name)],
+    )
+    if not rows:
+        raise services.FolderNotFound(f"No folder named {name}")
+    return rows[0][0]

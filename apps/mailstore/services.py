@@ -735,14 +735,22 @@ def append_many(
 ) -> tuple[int, list[int]]:
     """IMAP MULTIAPPEND (RFC 3502 §3): all messages in one transaction, or none. Returns
     (UIDVALIDITY, UIDs) for APPENDUID (RFC 4315 §3)."""
-    with transaction.atomic():
-        folder = get_folder(user.pk, folder_name)
+    with transaction.atomic(savepoint=False):  # a failure fails the whole call
+        with connection.cursor() as cursor:  # plain SQL: clients APPEND every sent message
+            cursor.execute(
+                f"SELECT id, uidvalidity FROM {FOLDER_TABLE} WHERE user_id = %s AND name = %s",
+                [user.pk, normalise_folder_name(folder_name)],
+            )
+            found = cursor.fetchone()
+        if found is None:
+            raise FolderNotFound(f"No folder named {folder_name}")
+        folder_id, uidvalidity = found
         if not _charge_quota(user.pk, sum(m.size for m, _, _ in messages), len(messages)):
             raise QuotaExceeded("Quota exceeded")
-        first_uid, modseq = _bump(folder.pk, len(messages))
+        first_uid, modseq = _bump(folder_id, len(messages))
         for i, (message, flags, date) in enumerate(messages):
             plainsql.insert(
-                Message, _row(folder.pk, first_uid + i, modseq, message, list(flags), date)
+                Message, _row(folder_id, first_uid + i, modseq, message, list(flags), date)
             )
-    _publish_after_commit(user.pk, folder.pk)
-    return folder.uidvalidity, [first_uid + i for i in range(len(messages))]
+    _publish_after_commit(user.pk, folder_id)
+    return uidvalidity, [first_uid + i for i in range(len(messages))]

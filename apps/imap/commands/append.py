@@ -25,12 +25,11 @@ async def append(session: Session, command: Command) -> Reply:
         if len(message.data) > session.limits.max_literal:
             raise CommandError("Message too big", "TOOBIG")  # RFC 7889 §4
     try:
-        await query.run(query.folder_id_of)(session.user.pk, args.mailbox)
-    except services.FolderNotFound:
-        # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help.
-        raise CommandError("No such mailbox", "TRYCREATE") from None
-    try:
         uidvalidity, uids = await query.run(_store)(session.user, args)
+    except services.FolderNotFound:
+        # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help. (The blob just
+        # written is collected later: checking first cost every APPEND a query.)
+        raise CommandError("No such mailbox", "TRYCREATE") from None
     except services.QuotaExceeded:
         raise CommandError("Quota exceeded", "OVERQUOTA") from None  # RFC 9208 §4.3
     return Reply("OK", "APPEND completed", f"APPENDUID {uidvalidity} {responses.uid_set(uids)}")
