@@ -24,7 +24,7 @@ def _statement(model: type[models.Model], vendor: str) -> tuple[str, list[models
     return f"INSERT INTO {table} ({columns}) VALUES ({marks}) RETURNING id", fields
 
 
-def _value(field: models.Field, row: dict):
+def field_value(field: models.Field, row: dict):
     if field.attname in row:
         return row[field.attname]
     if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
@@ -36,7 +36,7 @@ def insert(model: type[models.Model], row: dict) -> int:
     """INSERT one row of `model` (keys are field attnames; the rest take their defaults)
     and return its id."""
     sql, fields = _statement(model, connection.vendor)
-    values = [f.get_db_prep_save(_value(f, row), connection) for f in fields]
+    values = [f.get_db_prep_save(field_value(f, row), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, values)
         return cursor.fetchone()[0]
