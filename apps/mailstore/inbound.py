@@ -38,10 +38,13 @@ def accept(
     envid: str = "",
     ret: str = "",
     auth_results: dict | None = None,
+    data: bytes | None = None,
 ) -> int:
     """Record an accepted message durably (group commit), then ask a worker to file it.
-    When this returns, SMTP may say 250."""
+    `data` is the message when it travels in the row (see `inline`); otherwise it is in
+    the blob store under `blob_key`. When this returns, SMTP may say 250."""
     row = {
+        "data": data,
         "blob_key": blob_key,
         "size": size,
         "source": source,
@@ -55,6 +58,16 @@ def accept(
     incoming_id = groupcommit.run(lambda: plainsql.insert(Incoming, row))
     kicker.add(incoming_id)
     return incoming_id
+
+
+# Messages up to this size travel in their Incoming row: durable with the row's commit
+# (shared by a group), instead of a blob file fsynced, with its directory, before the 250.
+INLINE_LIMIT = 128 * 1024
+
+
+def inline(size: int) -> bool:
+    """Whether a message of `size` bytes goes into its Incoming row."""
+    return size <= INLINE_LIMIT
 
 
 # Accepted messages filed per transaction: one task files a run of them, so the filing
@@ -144,7 +157,7 @@ def _file_batch(rows: list[Incoming]) -> int:
     prepared = []
     for row in rows:
         try:
-            prepared.append((row, services.NewMessage.from_blob(row.blob_key, row.size)))
+            prepared.append((row, _message_of(row)))
         except FileNotFoundError:
             log.error("incoming %s: blob %s is missing", row.pk, row.blob_key)
     filed = groupcommit.run(lambda: sum(_file(row, message) for row, message in prepared))
@@ -152,6 +165,14 @@ def _file_batch(rows: list[Incoming]) -> int:
     local = [m for row, m in prepared if any(r.get("user_ids") for r in row.recipients)]
     fulltext.index_parsed((message.blob_key, message.parsed) for message in local)
     return filed
+
+
+def _message_of(row: Incoming) -> services.NewMessage:
+    """The row's message, parsed; a message that came in the row is written to the blob
+    store now (durable before the transaction that files it commits)."""
+    if row.data is not None:
+        return services.NewMessage.from_bytes(bytes(row.data))
+    return services.NewMessage.from_blob(row.blob_key, row.size)
 
 
 def _file(incoming: Incoming, message: services.NewMessage) -> int:
@@ -173,7 +194,7 @@ def _file(incoming: Incoming, message: services.NewMessage) -> int:
         remote = [{**r, "address": a} for r in external for a in r["external"]]
         if remote:
             relay.enqueue(
-                blob_key=incoming.blob_key,
+                blob_key=message.blob_key,
                 size=incoming.size,
                 mail_from=incoming.mail_from,
                 recipients=remote,

@@ -163,4 +163,9 @@ class Incoming(models.Model):
     # SPF, DKIM and DMARC outcomes, for spam scoring.
     auth_results = models.JSONField(default=dict)
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # The message itself when it is small (up to inbound.INLINE_LIMIT): the row's commit
+    # makes it durable, one fsync shared by a group, where a blob file costs two of its
+    # own before SMTP may answer. The pipeline writes its blob (under blob_key) when it
+    # files it. Null: the message is already in the blob store.
+    data = models.BinaryField(null=True, blank=True)
     attempts = models.IntegerField(default=0)

@@ -2,12 +2,14 @@
 
 MX (port 25) checks SPF, DKIM and DMARC and writes Authentication-Results; submission
 (587/465) requires AUTH and checks that the sender is the user's. Either way 250 comes only
-after the message's blob and its Incoming row are durable (apps.mailstore.inbound).
+after the message is durable: in its Incoming row when small, else in a blob file first
+(apps.mailstore.inbound).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from functools import partial
 
@@ -117,8 +119,15 @@ class MailHandler:
             qid=qid,
             recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
         )
-        blob_key, size = self._store_blob(trace + prefix, spool, body)
+        head = trace + prefix
+        data = None
+        if inbound.inline(len(head) + (len(body) if body is not None else spool.size)):
+            data = head + (body if body is not None else spool.read_all())
+            blob_key, size = hashlib.sha256(data).hexdigest(), len(data)
+        else:
+            blob_key, size = self._store_blob(head, spool, body)
         inbound.accept(
+            data=data,
             blob_key=blob_key,
             size=size,
             source="submission" if user is not None else "mx",

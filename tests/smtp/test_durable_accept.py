@@ -1,0 +1,69 @@
+"""What "250" stands on (RFC 5321 §6.1: an accepted message is the server's to deliver).
+
+A small message is durable in its Incoming row before the reply, and gets its blob only
+when the pipeline files it; a big one is a fsynced blob file first. Either way the
+recipient gets the same bytes, and a message whose task was lost is filed by the sweep.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import smtplib
+from datetime import timedelta
+
+from django.utils import timezone
+
+from apps.mailstore import inbound
+from apps.mailstore.blobs import blob_store
+from apps.mailstore.models import Incoming, Message
+from tests.mailclient import raw_message, wait_for_messages
+from workers.tasks import sweep_incoming
+
+
+def send(port: int, sender: str, recipient: str, body: str) -> bytes:
+    raw = raw_message(sender, recipient, body=body)
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as client:
+        client.sendmail(sender, [recipient], raw)
+    return raw
+
+
+def test_a_small_message_is_kept_in_its_row_and_a_big_one_as_a_blob(mailserver, live_personas):
+    bob = live_personas["bob"]
+    port = mailserver.port("smtp")
+    send(port, "a@remote.test", bob.address, "small\r\n")
+    send(port, "a@remote.test", bob.address, ("x" * 998 + "\r\n") * 140)  # over 128 KB
+    small, big = Incoming.objects.order_by("pk")
+    assert small.data is not None and bytes(small.data).endswith(b"\r\n\r\nsmall\r\n")
+    assert not blob_store().path(small.blob_key).exists()  # not until it is filed
+    assert inbound.inline(small.size) and not inbound.inline(big.size)
+    assert big.data is None and blob_store().read(big.blob_key).endswith(b"x" * 998 + b"\r\n")
+
+
+def test_both_kinds_reach_the_mailbox_byte_exact(mailsystem, live_personas):
+    bob = live_personas["bob"]
+    port = mailsystem.port("smtp")
+    bodies = ["small\r\n", ("y" * 998 + "\r\n") * 140]
+    sent = [send(port, "a@remote.test", bob.address, body) for body in bodies]
+    stored = [blob_store().read(m.blob_key) for m in wait_for_messages(bob.id, 2)]
+    for raw, kept in zip(sent, stored, strict=True):
+        assert kept.endswith(raw)  # after the trace and Authentication-Results headers
+    assert not Incoming.objects.exists()
+
+
+def test_a_row_carrying_its_message_is_filed_by_the_sweep_when_its_task_is_lost(personas):
+    bob = personas["bob"]
+    raw = b"From: a@remote.test\r\nSubject: lost inline task\r\n\r\nstill delivered\r\n"
+    incoming = Incoming.objects.create(
+        data=raw,
+        blob_key=hashlib.sha256(raw).hexdigest(),  # the blob is written when it is filed
+        size=len(raw),
+        source="mx",
+        recipients=[{"address": bob.address, "user_ids": [bob.id], "external": []}],
+    )
+    Incoming.objects.filter(pk=incoming.pk).update(
+        received_at=timezone.now() - inbound.SWEEP_AFTER - timedelta(seconds=1)
+    )
+    assert sweep_incoming() == 1
+    message = Message.objects.get(folder__user_id=bob.id)
+    assert message.subject == "lost inline task"
+    assert message.blob_key == incoming.blob_key and blob_store().read(message.blob_key) == raw
