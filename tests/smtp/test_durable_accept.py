@@ -2,22 +2,17 @@
 
 A small message is durable in its Incoming row before the reply, and gets its blob only
 when the pipeline files it; a big one is a fsynced blob file first. Either way the
-recipient gets the same bytes, and a message whose task was lost is filed by the sweep.
+recipient gets the same bytes (the sweep's side: test_pipeline_recovery.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import smtplib
-from datetime import timedelta
-
-from django.utils import timezone
 
 from apps.mailstore import inbound
 from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Incoming, Message
+from apps.mailstore.models import Incoming
 from tests.mailclient import raw_message, wait_for_messages
-from workers.tasks import sweep_incoming
 
 
 def send(port: int, sender: str, recipient: str, body: str) -> bytes:
@@ -48,22 +43,3 @@ def test_both_kinds_reach_the_mailbox_byte_exact(mailsystem, live_personas):
     for raw, kept in zip(sent, stored, strict=True):
         assert kept.endswith(raw)  # after the trace and Authentication-Results headers
     assert not Incoming.objects.exists()
-
-
-def test_a_row_carrying_its_message_is_filed_by_the_sweep_when_its_task_is_lost(personas):
-    bob = personas["bob"]
-    raw = b"From: a@remote.test\r\nSubject: lost inline task\r\n\r\nstill delivered\r\n"
-    incoming = Incoming.objects.create(
-        data=raw,
-        blob_key=hashlib.sha256(raw).hexdigest(),  # the blob is written when it is filed
-        size=len(raw),
-        source="mx",
-        recipients=[{"address": bob.address, "user_ids": [bob.id], "external": []}],
-    )
-    Incoming.objects.filter(pk=incoming.pk).update(
-        received_at=timezone.now() - inbound.SWEEP_AFTER - timedelta(seconds=1)
-    )
-    assert sweep_incoming() == 1
-    message = Message.objects.get(folder__user_id=bob.id)
-    assert message.subject == "lost inline task"
-    assert message.blob_key == incoming.blob_key and blob_store().read(message.blob_key) == raw
