@@ -1,9 +1,11 @@
 """The inbound pipeline: accept a message durably, then file it.
 
-`accept` is what SMTP calls before it says 250: the blob is already fsynced, and the
-Incoming row commits synchronously. `process` (a Celery task) files the message for local
-users and queues remote recipients for the relay, deleting the Incoming row in the same
-transaction, so a crash at any point files it exactly once.
+`accept` is what SMTP calls before it says 250: the Incoming row commits synchronously,
+carrying the message itself when it is small, else naming a blob already fsynced. The
+kicker then asks a worker to file it. `process` (a Celery task) writes a carried
+message's blob, files the message for local users and queues remote recipients for the
+relay, deleting the Incoming row in the same transaction, so a crash at any point files
+it exactly once.
 """
 
 from __future__ import annotations

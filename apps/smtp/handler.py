@@ -119,13 +119,7 @@ class MailHandler:
             qid=qid,
             recipient=envelope.recipients[0]["address"] if len(envelope.recipients) == 1 else None,
         )
-        head = trace + prefix
-        data = None
-        if inbound.inline(len(head) + (len(body) if body is not None else spool.size)):
-            data = head + (body if body is not None else spool.read_all())
-            blob_key, size = hashlib.sha256(data).hexdigest(), len(data)
-        else:
-            blob_key, size = self._store_blob(head, spool, body)
+        data, blob_key, size = self._keep(trace + prefix, spool, body)
         inbound.accept(
             data=data,
             blob_key=blob_key,
@@ -161,6 +155,15 @@ class MailHandler:
         if verdict.reject:
             return replies.DMARC_REJECT
         return verdict.header_bytes, verdict.summary, verdict.body
+
+    def _keep(self, head: bytes, spool: Spool, body: bytes | None) -> tuple[bytes | None, str, int]:
+        """(bytes, blob key, size) as `inbound.accept` takes them: a small message's bytes
+        travel in its row; a big one is written to the blob store first (bytes None)."""
+        size = len(head) + (len(body) if body is not None else spool.size)
+        if not inbound.inline(size):
+            return None, *self._store_blob(head, spool, body)
+        data = head + (body if body is not None else spool.read_all())
+        return data, hashlib.sha256(data).hexdigest(), len(data)
 
     def _store_blob(self, prefix: bytes, spool: Spool, body: bytes | None) -> tuple[str, int]:
         """Trace headers, then the message (`body` when it was rewritten, else the spool)."""
