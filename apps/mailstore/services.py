@@ -306,8 +306,8 @@ def _reserve_delivery_uid(user_id: int, special_use: str) -> tuple[int, int, int
     """Find the folder new mail goes to (the special-use one if asked, else INBOX) and
     reserve a UID in it: (folder id, uid, modseq). See `_bump`.
 
-    One UPDATE ... RETURNING finds and bumps the folder: this runs for every delivery, and
-    on PostgreSQL each statement is a round trip.
+    One UPDATE ... RETURNING finds and bumps the folder, as `_bump` does: this runs for
+    every delivery on SQLite (PostgreSQL does it inside pgdelivery's one statement).
     """
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     bump = (
@@ -372,7 +372,7 @@ def _bump(folder_id: int, uids: int) -> tuple[int, int]:
 
     The UPDATE locks the folder row until commit (SQLite: the whole database), so UIDs
     are unique and strictly increasing however many writers there are. One statement
-    with RETURNING: this runs for every message delivered.
+    with RETURNING: APPEND, COPY and every flag change run it.
     """
     table = Folder._meta.db_table
     now = connection.ops.adapt_datetimefield_value(timezone.now())
