@@ -1,10 +1,10 @@
-"""The embedded broker (mailhost.fsbroker) delivers every message whole while several
-publishers write and a worker polls, and leaves no partial files behind.
+"""The embedded broker (mailhost.fsbroker) never shows a worker a message file before the
+file is whole, delivers every message while several publishers write and a worker polls,
+and leaves no partial files behind.
 
-The race it closes (kombu's transport let a worker take a file before its content was
-written) depends on timing: it crashed the worker under bench/smtp_load.py but this
-test does not reliably provoke it. What it pins down is that write-then-rename keeps the
-transport working: names the reader takes, payloads intact, nothing left over."""
+kombu's own transport creates the file under the name a worker takes, then writes it; a
+worker that came at that moment read it empty and died (seen under bench/smtp_load.py).
+The first test stops the writer mid-write and looks, so it does not depend on timing."""
 
 from __future__ import annotations
 
@@ -12,8 +12,31 @@ import threading
 
 from kombu import Connection, Exchange, Queue
 
+import mailhost.fsbroker
+
 PUBLISHERS = 4
 PER_PUBLISHER = 100
+
+
+def test_no_message_file_is_visible_to_a_worker_until_it_is_whole(tmp_path, monkeypatch):
+    seen_mid_write: list[list[str]] = []
+    encode = mailhost.fsbroker.str_to_bytes
+
+    def encode_and_look(text):  # runs after the file is opened, before it is written
+        seen_mid_write.append(sorted(p.name for p in tmp_path.glob("*.tasks.msg")))
+        return encode(text)
+
+    monkeypatch.setattr(mailhost.fsbroker, "str_to_bytes", encode_and_look)
+    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path)}
+    with Connection(
+        "filesystem://", transport="mailhost.fsbroker:Transport", transport_options=options
+    ) as conn:
+        queue = Queue("tasks", Exchange("tasks"), routing_key="tasks")
+        conn.Producer().publish(
+            {"n": 1}, exchange=queue.exchange, routing_key="tasks", declare=[queue]
+        )
+    assert seen_mid_write == [[]]  # nothing a worker would take, while it was written
+    assert len(list(tmp_path.glob("*.tasks.msg"))) == 1  # and then the whole file
 
 
 def test_messages_published_while_a_worker_polls_arrive_whole(tmp_path):
