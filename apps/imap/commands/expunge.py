@@ -6,7 +6,7 @@ from __future__ import annotations
 from apps.imap import index, query
 from apps.imap.parser import Command, Expunge
 from apps.imap.session import CommandError, Reply, Session
-from apps.mailstore import services, uidsets
+from apps.mailstore import groupcommit, services, uidsets
 
 
 async def expunge(session: Session, command: Command) -> Reply:
@@ -23,8 +23,7 @@ async def expunge(session: Session, command: Command) -> Reply:
         pairs = selected.resolve(args.sequence_set, uid=True, saved=session.saved)
         uids = [uid for _, uid in pairs]
         ranges = uidsets.to_ranges(uids)
-    if await query.run(index.has_deleted)(selected.folder_id, uids):
-        await query.write(services.expunge)(session.user.pk, selected.folder_id, ranges)
+    await query.run(_expunge_if_deleted)(session.user.pk, selected.folder_id, uids, ranges)
     await session.sync(expunge=True, force=True)
     return Reply()
 
@@ -33,10 +32,19 @@ async def close(session: Session, command: Command) -> Reply:
     """RFC 9051 §6.4.1: expunge silently (unless read-only), then no mailbox is selected."""
     selected = session.selected
     assert selected is not None and session.user is not None
-    if not selected.readonly and await query.run(index.has_deleted)(selected.folder_id):
-        await query.write(services.expunge)(session.user.pk, selected.folder_id, None)
+    if not selected.readonly:
+        await query.run(_expunge_if_deleted)(session.user.pk, selected.folder_id, None, None)
     session.select(None)
     return Reply()
+
+
+def _expunge_if_deleted(
+    user_id: int, folder_id: int, uids: list[int] | None, ranges: uidsets.UidRanges | None
+) -> None:
+    """On a worker thread, in one hop: the write transaction only when the index shows a
+    message to remove (of `uids`, if given)."""
+    if index.has_deleted(folder_id, uids):
+        groupcommit.run(lambda: services.expunge(user_id, folder_id, ranges))
 
 
 async def unselect(session: Session, command: Command) -> Reply:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from apps.imap import index, query, responses
 from apps.imap.parser import Command, Store
 from apps.imap.session import CommandError, Reply, Session
-from apps.mailstore import services, uidsets
+from apps.mailstore import groupcommit, services, uidsets
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
@@ -30,18 +30,9 @@ async def store(session: Session, command: Command) -> Reply:
     flags = [f for f in args.flags if f != "\\Recent"]  # RFC 9051 §2.3.2: not settable
     _announce_keywords(session, selected, flags)
     uids = [uid for _, uid in pairs]
-    result = services.FlagChange()
-    if args.unchanged_since is not None or await query.run(index.would_change)(
-        selected.folder_id, uids, args.mode, flags
-    ):
-        result = await query.write(services.store_flags)(
-            session.user.pk,
-            selected.folder_id,
-            uidsets.to_ranges(uids),
-            args.mode,
-            flags,
-            args.unchanged_since,
-        )
+    result = await query.run(_store_if_changing)(
+        session.user.pk, selected.folder_id, uids, args.mode, flags, args.unchanged_since
+    )
     changed = {uid: (modseq, flag_list) for uid, modseq, flag_list in result.changed}
     for uid, (modseq, _) in changed.items():
         selected.note_sent(uid, modseq)
@@ -57,6 +48,24 @@ async def store(session: Session, command: Command) -> Reply:
             f"MODIFIED {responses.uid_set(n for n in numbers if n)}",
         )
     return Reply()
+
+
+def _store_if_changing(
+    user_id: int,
+    folder_id: int,
+    uids: list[int],
+    mode: str,
+    flags: list[str],
+    unchanged_since: int | None,
+) -> services.FlagChange:
+    """On a worker thread, in one hop: skip the write transaction when the index says
+    nothing would change; UNCHANGEDSINCE always asks the store, which reports conflicts."""
+    if unchanged_since is None and not index.would_change(folder_id, uids, mode, flags):
+        return services.FlagChange()
+    ranges = uidsets.to_ranges(uids)
+    return groupcommit.run(
+        lambda: services.store_flags(user_id, folder_id, ranges, mode, flags, unchanged_since)
+    )
 
 
 def _announce_keywords(session: Session, selected: SelectedMailbox, flags: list[str]) -> None:
