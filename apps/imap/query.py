@@ -243,10 +243,4 @@ def list_folders(user_id: int) -> list[Folder]:
 
 def folder_id_of(user_id: int, name: str) -> int:
     """The folder's id; raises services.FolderNotFound."""
-    rows = _rows(
-        f"SELECT id FROM {FOLDER} WHERE user_id = %s AND name = %s",
-        [user_id, services.normalise_folder_name(name)],
-    )
-    if not rows:
-        raise services.FolderNotFound(f"No folder named {name}")
-    return rows[0][0]
+    return services.folder_ids(user_id, name)[0]

@@ -135,6 +135,20 @@ def get_folder(user_id: int, name: str) -> Folder:
     raise FolderNotFound(f"No folder named {name}")
 
 
+def folder_ids(user_id: int, name: str) -> tuple[int, int]:
+    """(id, UIDVALIDITY) of the folder, or FolderNotFound. Two columns in plain SQL, where
+    `get_folder` builds a model: APPEND and other per-command lookups need no more."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, uidvalidity FROM {Folder._meta.db_table} WHERE user_id = %s AND name = %s",
+            [user_id, normalise_folder_name(name)],
+        )
+        found = cursor.fetchone()
+    if found is None:
+        raise FolderNotFound(f"No folder named {name}")
+    return found[0], found[1]
+
+
 def create_folder(user: User, name: str, special_use: str = "") -> Folder:
     """Create `name` and any missing parents (RFC 9051 §6.3.4)."""
     name = normalise_folder_name(name)
@@ -758,15 +772,7 @@ def append_many(
     """IMAP MULTIAPPEND (RFC 3502 §3): all messages in one transaction, or none. Returns
     (UIDVALIDITY, UIDs) for APPENDUID (RFC 4315 §3)."""
     with transaction.atomic(savepoint=False):  # a failure fails the whole call
-        with connection.cursor() as cursor:  # plain SQL: clients APPEND every sent message
-            cursor.execute(
-                f"SELECT id, uidvalidity FROM {FOLDER_TABLE} WHERE user_id = %s AND name = %s",
-                [user.pk, normalise_folder_name(folder_name)],
-            )
-            found = cursor.fetchone()
-        if found is None:
-            raise FolderNotFound(f"No folder named {folder_name}")
-        folder_id, uidvalidity = found
+        folder_id, uidvalidity = folder_ids(user.pk, folder_name)
         if not _charge_quota(user.pk, sum(m.size for m, _, _ in messages), len(messages)):
             raise QuotaExceeded("Quota exceeded")
         first_uid, modseq = _bump(folder_id, len(messages))
