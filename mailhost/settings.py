@@ -146,6 +146,13 @@ STATIC_ROOT = DATA_DIR / "static"
 REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = not REDIS_URL
 BLOB_DIR = env_path("MAILHOST_BLOB_DIR", DATA_DIR / "blobs")
+# IMAP's folder index files (apps/imap/index_file.py), a cache kept on local disk: "off"
+# loads every folder from the database after a restart instead.
+IMAP_INDEX_DIR: Path | None = (
+    None
+    if env_str("MAILHOST_IMAP_INDEX_DIR").strip().lower() == "off"
+    else env_path("MAILHOST_IMAP_INDEX_DIR", DATA_DIR / "imap-index")
+)
 DEFAULT_QUOTA_BYTES = env_int("MAILHOST_DEFAULT_QUOTA", 1024**3)
 MAX_MESSAGE_SIZE = env_int("MAILHOST_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
 # Seconds a successful password check is remembered, so a client that reconnects every

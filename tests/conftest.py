@@ -51,6 +51,12 @@ def _session_blob_dir(tmp_path_factory):
     return blob_dir
 
 
+@pytest.fixture(autouse=True)
+def _own_index_dir(settings, tmp_path):
+    """IMAP index files of this test only: tests roll back, so folder ids come again."""
+    settings.IMAP_INDEX_DIR = tmp_path / "imap-index"
+
+
 @pytest.fixture
 def dns_zone(settings):
     """A real DNS server on 127.0.0.1 for this test, and the server pointed at it."""

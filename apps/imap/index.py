@@ -6,7 +6,9 @@ reads its index files: a folder of 100,000 messages is loaded once (one query), 
 which bringing it up to date is one indexed query for rows and tombstones with a modseq
 above the watermarks (the same rule as `selected.py`: rows first, then tombstones; both
 idempotent). The store stays the truth: the index is a cache of it, bounded in size and
-correct whichever process or node made a change. All methods run on worker threads.
+correct whichever process or node made a change. Big folders also keep their index in a
+file (index_file.py), so a restarted server catches up from the file's watermarks instead
+of loading every row again. All methods run on worker threads.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.imap import query, responses
+from apps.imap import index_file, query, responses
 from apps.mailstore import services
 
 # Cached messages in all folders together (about 17 bytes each), before the least
@@ -28,6 +30,8 @@ MAX_MESSAGES = 2_000_000
 # System flags as bits, in responses.SYSTEM_FLAGS order.
 _BITS = (1, 2, 4, 8, 16)
 _DELETED = 8
+# Changes applied to a folder before its index file is written again.
+SAVE_AFTER_CHANGES = 2000
 
 
 def flag_bits(seen: Any, answered: Any, flagged: Any, deleted: Any, draft: Any) -> int:
@@ -54,12 +58,27 @@ class Entry:
     known_keywords: set[str] = field(default_factory=set)
     message_mark: int = 0
     expunge_mark: int = 0
+    uidvalidity: int = 0
     loaded: bool = False
+    unsaved: int = 0  # changes applied since the file was written
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def load(self) -> None:
-        """Everything, in one query; the tombstone watermark is the highest modseq read
-        before it, so an expunge racing the load is applied by the next refresh."""
+        """From the folder's file, brought up to date, when it has a usable one; else
+        everything in one query, and a file for the next start."""
+        self.uidvalidity, highestmodseq = query.folder_marks(self.folder_id)
+        saved = index_file.read(self.folder_id)
+        if saved is not None and saved.usable(self.uidvalidity, highestmodseq):
+            self._adopt(saved)
+            self.refresh()
+        else:
+            self._load_rows()
+            self.save()
+        self.loaded = True
+
+    def _load_rows(self) -> None:
+        """The tombstone watermark is the highest modseq read before the rows, so an
+        expunge racing the load is applied by the next refresh."""
         self.expunge_mark = query.highest_expunge_modseq(self.folder_id)
         rows, self.keywords = query.index_rows(self.folder_id)
         self.uids = array("q", [r[0] for r in rows])
@@ -67,10 +86,31 @@ class Entry:
         self.flags = array("B", [r[2] for r in rows])
         self.known_keywords = {k for text in self.keywords.values() for k in text.split()}
         self.message_mark = max(self.modseqs, default=0)
-        self.loaded = True
+
+    def _adopt(self, saved: index_file.Saved) -> None:
+        self.uids, self.modseqs, self.flags = saved.uids, saved.modseqs, saved.flags
+        self.keywords = saved.keywords
+        self.known_keywords = {k for text in self.keywords.values() for k in text.split()}
+        self.message_mark, self.expunge_mark = saved.message_mark, saved.expunge_mark
+
+    def save(self) -> None:
+        index_file.write(
+            self.folder_id,
+            index_file.Saved(
+                self.uidvalidity,
+                self.message_mark,
+                self.expunge_mark,
+                self.uids,
+                self.modseqs,
+                self.flags,
+                self.keywords,
+            ),
+        )
+        self.unsaved = 0
 
     def refresh(self) -> None:
-        """Apply what changed after the watermarks."""
+        """Apply what changed after the watermarks; rewrite the file now and then, so a
+        restart has little to catch up on."""
         changes = query.changes_since(self.folder_id, self.message_mark, self.expunge_mark)
         self._apply_rows(changes.rows)
         gone = set()
@@ -79,6 +119,9 @@ class Entry:
             gone.add(uid)
         if gone:
             self._remove(gone)
+        self.unsaved += len(changes.rows) + len(gone)
+        if self.unsaved >= SAVE_AFTER_CHANGES:
+            self.save()
 
     def _apply_rows(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
@@ -147,6 +190,7 @@ class FolderIndex:
             entry.lock.release()
             if isinstance(exc, query.FolderGone):
                 self.forget(folder_id)
+                index_file.remove(folder_id)
             raise
         self._evict()
         return entry

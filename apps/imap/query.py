@@ -99,6 +99,14 @@ def folder_uids(folder_id: int) -> array:
         return array("q", [row[0] for row in cursor.fetchall()])
 
 
+def folder_marks(folder_id: int) -> tuple[int, int]:
+    """(UIDVALIDITY, HIGHESTMODSEQ) of the folder; FolderGone if it went away."""
+    rows = _rows(f"SELECT uidvalidity, highestmodseq FROM {FOLDER} WHERE id = %s", [folder_id])
+    if not rows:
+        raise FolderGone
+    return rows[0][0], rows[0][1]
+
+
 def highest_expunge_modseq(folder_id: int) -> int:
     rows = _rows(f"SELECT MAX(modseq) FROM {EXPUNGED} WHERE folder_id = %s", [folder_id])
     return rows[0][0] or 0

@@ -3,9 +3,14 @@ changes, expunges and deletion, whoever makes them."""
 
 from __future__ import annotations
 
-import pytest
+import dataclasses
+from array import array
 
-from apps.imap import index, query
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from apps.imap import index, index_file, query
 from apps.mailstore import services, uidsets
 from apps.mailstore.models import Folder, Message
 from tests.imap.conftest import deliver, message
@@ -83,3 +88,109 @@ def test_least_recently_used_folders_are_dropped(inbox, alice):
     for folder_id in (inbox.pk, archive.pk):
         small.current(folder_id).lock.release()
     assert small.cached() == [archive.pk]
+
+
+# -- the index on disk (apps.imap.index_file) ---------------------------------------------------
+
+
+@pytest.fixture
+def saved_inbox(inbox, alice, monkeypatch):
+    """The INBOX loaded once (which writes its file, even for 5 messages)."""
+    monkeypatch.setattr(index_file, "MIN_MESSAGES", 1)
+    services.store_flags(alice.id, inbox.pk, [(2, 2)], "add", ["$Work"])
+    index.FolderIndex().current(inbox.pk).lock.release()
+    assert index_file.read(inbox.pk) is not None
+    return inbox
+
+
+def _restarted(folder_id: int) -> tuple[index.Entry, list[str]]:
+    """The folder as a freshly started process sees it, and the SQL that took."""
+    with CaptureQueriesContext(connection) as queries:
+        entry = index.FolderIndex().current(folder_id)
+        entry.lock.release()
+    return entry, [q["sql"] for q in queries.captured_queries]
+
+
+def _loaded_every_row(statements: list[str]) -> bool:
+    return any("ORDER BY uid" in sql and "modseq >" not in sql for sql in statements)
+
+
+def test_a_restart_reads_the_file_and_catches_up_on_changes(saved_inbox, alice):
+    services.store_flags(alice.id, saved_inbox.pk, [(1, 1)], "add", ["\\Seen", "$Late"])
+    services.store_flags(alice.id, saved_inbox.pk, [(2, 2)], "remove", ["$Work"])
+    services.store_flags(alice.id, saved_inbox.pk, [(3, 3)], "add", ["\\Deleted"])
+    services.expunge(alice.id, saved_inbox.pk)
+    deliver(alice, message(6))
+    entry, statements = _restarted(saved_inbox.pk)
+    assert not _loaded_every_row(statements)
+    assert _state(entry) == _truth(saved_inbox.pk)
+    assert [uid for uid, _ in _state(entry)] == [1, 2, 4, 5, 6]
+    assert entry.known_keywords >= {"$Late"}
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped byte", "garbage"])
+def test_a_damaged_file_is_ignored(saved_inbox, damage):
+    path = index_file._path(saved_inbox.pk)
+    assert path is not None
+    data = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "flipped byte":
+        path.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])
+    else:
+        path.write_bytes(b"\x00garbage" * 50)
+    entry, statements = _restarted(saved_inbox.pk)
+    assert _loaded_every_row(statements)
+    assert _state(entry) == _truth(saved_inbox.pk)
+
+
+def test_a_file_the_store_cannot_continue_is_ignored(saved_inbox, alice):
+    """A file of another UIDVALIDITY, or from after the database's own history (a
+    restore from an older backup), could hide changes: the rows are loaded instead."""
+    saved = index_file.read(saved_inbox.pk)
+    assert saved is not None
+    highest = Folder.objects.get(pk=saved_inbox.pk).highestmodseq
+    saved.uids.append(99)
+    saved.modseqs.append(highest + 5)
+    saved.flags.append(0)
+    for changed in (
+        {"message_mark": highest + 5},
+        {"expunge_mark": highest + 5},
+        {"uidvalidity": saved.uidvalidity + 1},
+    ):
+        index_file.write(saved_inbox.pk, dataclasses.replace(saved, **changed))
+        entry, statements = _restarted(saved_inbox.pk)
+        assert _loaded_every_row(statements), changed
+        assert _state(entry) == _truth(saved_inbox.pk)
+
+
+def test_a_deleted_folder_loses_its_file(saved_inbox, alice):
+    services.create_folder(alice.user, "Gone")
+    gone = Folder.objects.get(user_id=alice.id, name="Gone")
+    services.copy_messages(alice.id, saved_inbox.pk, uidsets.to_ranges([1, 2]), "Gone")
+    _current(gone.pk)
+    assert index_file.read(gone.pk) is not None
+    services.delete_folder(alice.user, "Gone")
+    with pytest.raises(query.FolderGone):
+        index.folders.current(gone.pk)
+    assert index_file.read(gone.pk) is None
+
+
+def test_small_folders_and_the_off_setting_write_no_file(inbox, settings):
+    _current(inbox.pk)
+    assert index_file.read(inbox.pk) is None  # 5 messages: loading them costs nothing
+    settings.IMAP_INDEX_DIR = None
+    assert index_file._path(inbox.pk) is None
+
+
+def test_the_file_format_round_trips():
+    saved = index_file.Saved(
+        7,
+        40,
+        38,
+        array("q", [1, 5, 9]),
+        array("q", [3, 40, 12]),
+        array("B", [1, 0, 24]),
+        {5: " $Work Réunion "},
+    )
+    assert index_file.parse(index_file.dump(saved)) == saved

@@ -1,0 +1,159 @@
+"""The folder index on disk, so that the first SELECT after a restart reads one file and
+catches up from its modseq watermarks instead of loading every row (Dovecot keeps its
+`dovecot.index` for the same reason).
+
+A file holds what `index.Entry` holds for one folder: UIDs, modseqs and flag bits as
+packed arrays, the keywords, the two watermarks, and the folder's UIDVALIDITY. It is a
+cache: the store stays the truth, and a file is only used when it can be brought up to
+date by the same rule as the in-memory index (rows with a modseq above the message
+watermark, tombstones above the expunge watermark; the store writes a tombstone for every
+row it removes and never prunes them). A file from another UIDVALIDITY, one whose
+watermarks are above the folder's HIGHESTMODSEQ (a database restored from an older
+backup), or one that fails its checksum is ignored, and the folder loads from the
+database as if there were no file.
+
+Files are written with a rename and no fsync: losing one costs a slower SELECT, nothing
+else. The directory is the IMAP_INDEX_DIR setting (None turns files off), with one
+subdirectory per database, so a data directory pointed at another database never reads
+the first one's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import sys
+import zlib
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+MAGIC = b"MHIX1\n"
+# Folders smaller than this load from the database in a few milliseconds: no file.
+MIN_MESSAGES = 1000
+# header: UIDVALIDITY, message watermark, expunge watermark, message count, keyword bytes
+_HEADER = struct.Struct("<qqqqq")
+_CRC = struct.Struct("<I")
+
+
+@dataclass
+class Saved:
+    """One folder's index as written."""
+
+    uidvalidity: int
+    message_mark: int
+    expunge_mark: int
+    uids: array
+    modseqs: array
+    flags: array
+    keywords: dict[int, str]
+
+    def usable(self, uidvalidity: int, highestmodseq: int) -> bool:
+        """Whether the store's history for the folder continues from this file."""
+        return (
+            self.uidvalidity == uidvalidity
+            and self.message_mark <= highestmodseq
+            and self.expunge_mark <= highestmodseq
+        )
+
+
+def dump(saved: Saved) -> bytes:
+    keywords = json.dumps(saved.keywords, separators=(",", ":")).encode()
+    count = len(saved.uids)
+    body = b"".join(
+        [
+            _HEADER.pack(
+                saved.uidvalidity, saved.message_mark, saved.expunge_mark, count, len(keywords)
+            ),
+            _native(saved.uids).tobytes(),
+            _native(saved.modseqs).tobytes(),
+            saved.flags.tobytes(),
+            keywords,
+        ]
+    )
+    return MAGIC + body + _CRC.pack(zlib.crc32(body))
+
+
+def parse(data: bytes) -> Saved:
+    """The index in `data`; ValueError when it is not a whole, well-formed file."""
+    if not data.startswith(MAGIC) or len(data) < len(MAGIC) + _HEADER.size + _CRC.size:
+        raise ValueError("not an index file")
+    body, (crc,) = data[len(MAGIC) : -_CRC.size], _CRC.unpack(data[-_CRC.size :])
+    if zlib.crc32(body) != crc:
+        raise ValueError("checksum mismatch")
+    uidvalidity, message_mark, expunge_mark, count, keyword_bytes = _HEADER.unpack_from(body)
+    if len(body) != _HEADER.size + 17 * count + keyword_bytes:
+        raise ValueError("length mismatch")
+    at = _HEADER.size
+    uids, modseqs, flags = array("q"), array("q"), array("B")
+    uids.frombytes(body[at : at + 8 * count])
+    modseqs.frombytes(body[at + 8 * count : at + 16 * count])
+    flags.frombytes(body[at + 16 * count : at + 17 * count])
+    if sys.byteorder != "little":
+        uids.byteswap()
+        modseqs.byteswap()
+    keywords = json.loads(body[at + 17 * count :])
+    return Saved(
+        uidvalidity,
+        message_mark,
+        expunge_mark,
+        uids,
+        modseqs,
+        flags,
+        {int(uid): text for uid, text in keywords.items()},
+    )
+
+
+def read(folder_id: int) -> Saved | None:
+    """The folder's saved index, or None when there is none or it is damaged."""
+    path = _path(folder_id)
+    if path is None:
+        return None
+    try:
+        return parse(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+
+
+def write(folder_id: int, saved: Saved) -> None:
+    """Replace the folder's file; a failure to write is not an error (it is a cache)."""
+    path = _path(folder_id)
+    if path is None or len(saved.uids) < MIN_MESSAGES:
+        return
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(dump(saved))
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
+
+
+def remove(folder_id: int) -> None:
+    path = _path(folder_id)
+    if path is not None:
+        path.unlink(missing_ok=True)
+
+
+def _path(folder_id: int) -> Path | None:
+    root = settings.IMAP_INDEX_DIR
+    if root is None:
+        return None
+    db = connection.settings_dict
+    identity = f"{connection.vendor}|{db['NAME']}|{db.get('HOST', '')}|{db.get('PORT', '')}"
+    database = hashlib.sha256(identity.encode()).hexdigest()[:16]
+    return Path(root) / database / f"{folder_id}.index"
+
+
+def _native(values: array) -> array:
+    """`values` in the file's byte order (little-endian)."""
+    if sys.byteorder == "little":
+        return values
+    swapped = array(values.typecode, values)
+    swapped.byteswap()
+    return swapped
