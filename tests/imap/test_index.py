@@ -154,11 +154,11 @@ def test_a_file_the_store_cannot_continue_is_ignored(saved_inbox, alice):
     saved.modseqs.append(highest + 5)
     saved.flags.append(0)
     for changed in (
-        {"message_mark": highest + 5},
-        {"expunge_mark": highest + 5},
-        {"uidvalidity": saved.uidvalidity + 1},
+        dataclasses.replace(saved, message_mark=highest + 5),
+        dataclasses.replace(saved, expunge_mark=highest + 5),
+        dataclasses.replace(saved, uidvalidity=saved.uidvalidity + 1),
     ):
-        index_file.write(saved_inbox.pk, dataclasses.replace(saved, **changed))
+        index_file.write(saved_inbox.pk, changed)
         entry, statements = _restarted(saved_inbox.pk)
         assert _loaded_every_row(statements), changed
         assert _state(entry) == _truth(saved_inbox.pk)
