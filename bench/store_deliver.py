@@ -63,7 +63,8 @@ def deliver_loop(user_id: int, writer: int, count: int, start_at: float, grouped
     while time.time() < start_at:
         time.sleep(0.001)
     for raw in payloads:
-        new = services.NewMessage.from_bytes(raw)
+        new = services.NewMessage.writing(raw)  # as the server files mail: blob alongside
+        services.before_write_lock([new])
         if grouped:
             groupcommit.run(partial(services.deliver, new, [user_id]))
         else:

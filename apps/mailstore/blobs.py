@@ -12,12 +12,17 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
 
 CHUNK = 1024 * 1024
+# Threads that write blobs for `put_soon`; fsync releases the GIL, so they overlap the
+# caller's parsing and database statements.
+WRITER_THREADS = 4
+_writers = ThreadPoolExecutor(max_workers=WRITER_THREADS, thread_name_prefix="blob-writer")
 
 
 class BlobStore:
@@ -35,6 +40,12 @@ class BlobStore:
         writer = self.writer()
         writer.write(data)
         return writer.commit()
+
+    def put_soon(self, data: bytes) -> tuple[str, Future[str]]:
+        """The key of `data` now, and a future that is done once `put` would have
+        returned: the caller overlaps the two fsyncs with other work, and must wait for
+        the future before anything naming the key is committed."""
+        return hashlib.sha256(data).hexdigest(), _writers.submit(self.put, data)
 
     def writer(self) -> BlobWriter:
         return BlobWriter(self)

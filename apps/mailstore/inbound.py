@@ -162,6 +162,7 @@ def _file_batch(rows: list[Incoming]) -> int:
             prepared.append((row, _message_of(row)))
         except FileNotFoundError:
             log.error("incoming %s: blob %s is missing", row.pk, row.blob_key)
+    services.before_write_lock(message for _, message in prepared)
     filed = groupcommit.run(lambda: sum(_file(row, message) for row, message in prepared))
     # After the commit that made them durable: SMTP never waits for the full-text index.
     local = [m for row, m in prepared if any(r.get("user_ids") for r in row.recipients)]
@@ -171,9 +172,10 @@ def _file_batch(rows: list[Incoming]) -> int:
 
 def _message_of(row: Incoming) -> services.NewMessage:
     """The row's message, parsed; a message that came in the row is written to the blob
-    store now (durable before the transaction that files it commits)."""
+    store now, while the batch is parsed (durable before the transaction that files it
+    commits: `_file` waits for it)."""
     if row.data is not None:
-        return services.NewMessage.from_bytes(bytes(row.data))
+        return services.NewMessage.writing(bytes(row.data))
     return services.NewMessage.from_blob(row.blob_key, row.size)
 
 
@@ -204,6 +206,7 @@ def _file(incoming: Incoming, message: services.NewMessage) -> int:
                 envid=incoming.envid,
                 ret=incoming.ret,
             )
+        message.wait_written()  # the rows name the blob: durable before they commit
     return 1
 
 

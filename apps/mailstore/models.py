@@ -57,7 +57,11 @@ class Folder(models.Model):
 class Message(models.Model):
     """One message in one folder. Copies share the blob, not the row."""
 
-    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    # No index of its own: the (folder, uid) constraint's index starts with it, and every
+    # delivery would pay for a second one.
+    folder = models.ForeignKey(
+        Folder, on_delete=models.CASCADE, related_name="messages", db_index=False
+    )
     uid = models.BigIntegerField()
     modseq = models.BigIntegerField()
     # System flags as columns so "UNSEEN" and "DELETED" are indexable (RFC 9051 §2.3.2).

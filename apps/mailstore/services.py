@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, NamedTuple
@@ -58,11 +59,13 @@ class FolderExists(StoreError):
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A message whose bytes are already durable in the blob store."""
+    """A message whose bytes are durable in the blob store, or (`writing`) will be by
+    the time a transaction that files it commits."""
 
     blob_key: str
     size: int
     parsed: ParsedMessage
+    written: Future[str] | None = None
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> NewMessage:
@@ -71,11 +74,35 @@ class NewMessage:
         return cls(blob_store().put(raw), len(raw), parse_message(raw))
 
     @classmethod
+    def writing(cls, raw: bytes) -> NewMessage:
+        """As `from_bytes`, with the blob's fsyncs overlapping the parse and the
+        database statements of the delivery (which waits for them before its commit)."""
+        from apps.mailstore.mime import parse_message
+
+        key, written = blob_store().put_soon(raw)
+        return cls(key, len(raw), parse_message(raw), written)
+
+    def wait_written(self) -> None:
+        """Return once the blob is durable (at once if it already was); raise if
+        writing it failed, so the transaction that names it rolls back."""
+        if self.written is not None:
+            self.written.result()
+
+    @classmethod
     def from_blob(cls, blob_key: str, size: int) -> NewMessage:
         """A message already in the blob store (accepted by SMTP), parsed now."""
         from apps.mailstore.mime import parse_message
 
         return cls(blob_key, size, parse_message(blob_store().read(blob_key)))
+
+
+def before_write_lock(messages: Iterable[NewMessage]) -> None:
+    """Call before the transaction that files `messages`. SQLite has one write lock for
+    every process (SMTP's accepts wait on it too), so its blobs finish now rather than
+    while that lock is held; PostgreSQL's finish during the delivery's own statements."""
+    if connection.vendor == "sqlite":
+        for message in messages:
+            message.wait_written()
 
 
 @dataclass
@@ -266,6 +293,8 @@ def deliver_many(
                     result.over_quota.append(user_id)
                 else:
                     result.delivered.append((user_id, *placed))
+        for message, _ in batch:  # the rows name their blobs: those must be durable first
+            message.wait_written()
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
     return result
@@ -308,6 +337,7 @@ def append(
             raise QuotaExceeded("Quota exceeded")
         uid, modseq = _bump(folder.pk, 1)
         Message.objects.create(**_row(folder.pk, uid, modseq, message, list(flags), internal_date))
+        message.wait_written()
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, uid
 
@@ -780,5 +810,7 @@ def append_many(
             plainsql.insert(
                 Message, _row(folder_id, first_uid + i, modseq, message, list(flags), date)
             )
+        for message, _, _ in messages:
+            message.wait_written()
     _publish_after_commit(user.pk, folder_id)
     return uidvalidity, [first_uid + i for i in range(len(messages))]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from apps.accounts.models import User
-from apps.mailstore import services
+from apps.mailstore import groupcommit, services
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Account, Expunged, Folder, Message
 
@@ -72,6 +74,29 @@ def test_a_delivery_over_quota_is_refused_and_changes_nothing(personas):
     assert Message.objects.filter(folder=inbox(alice)).count() == 1
     assert Account.objects.get(user_id=alice.id).used_bytes == before
     assert inbox(alice).uidnext == 2
+
+
+def test_a_message_written_alongside_is_durable_before_its_delivery_returns(alice):
+    raw = b"From: bob@example.org\r\nSubject: Soon\r\n\r\nWritten while it is filed.\r\n"
+    new = services.NewMessage.writing(raw)
+    services.deliver(new, [alice.id])
+    assert new.written is not None and new.written.done()
+    assert blob_store().read(new.blob_key) == raw
+
+
+def test_a_blob_that_cannot_be_written_fails_its_delivery(alice, settings, tmp_path):
+    """The row must never commit without its blob: a write failing on the writer thread
+    rolls back the delivery (and a group commit's unit) that named it."""
+    settings.BLOB_DIR = tmp_path / "blobs"
+    raw = b"From: bob@example.org\r\nSubject: Lost\r\n\r\nNowhere to go.\r\n"
+    key = hashlib.sha256(raw).hexdigest()
+    blob_store()  # makes the store's directories
+    (tmp_path / "blobs" / key[:2]).write_bytes(b"a file where the directory should be")
+    with pytest.raises(OSError):
+        groupcommit.run(lambda: services.deliver(services.NewMessage.writing(raw), [alice.id]))
+    assert not Message.objects.filter(folder=inbox(alice)).exists()
+    assert Account.objects.get(user_id=alice.id).used_bytes == 0
+    assert inbox(alice).uidnext == 1
 
 
 def test_append_over_quota_raises_a_clear_error(alice):

@@ -36,14 +36,15 @@ async def append(session: Session, command: Command) -> Reply:
 
 
 def _store(user, args: Append) -> tuple[int, list[int]]:
-    """Blobs written and parsed here, in parallel with other sessions; the rows through
-    the group committer."""
+    """Blobs parsed here, in parallel with other sessions, and written while that goes
+    on; the rows through the group committer (which waits for the blobs)."""
     batch = [
         (
-            services.NewMessage.from_bytes(message.data),
+            services.NewMessage.writing(message.data),
             [f for f in message.flags if f != "\\Recent"],  # RFC 9051 §2.3.2: not settable
             message.internal_date,
         )
         for message in args.messages
     ]
+    services.before_write_lock(message for message, _, _ in batch)
     return groupcommit.run(lambda: services.append_many(user, args.mailbox, batch))
