@@ -250,9 +250,17 @@ async def one_operation(client: Client, rng: random.Random, exists: int, address
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a server process and the processes it forked."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+        used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    family = {pid} | {child for child, parent in parents.items() if parent == pid}
+    return sum(used.get(member, 0.0) for member in family)
 
 
 async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: float) -> None:
@@ -270,7 +278,7 @@ async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: f
     elapsed = time.monotonic() - started
     total = sum(counts)
     print(
-        f"  {clients} clients on {len(ports)} server process(es), {elapsed:.0f} s:"
+        f"  {clients} clients on {len(ports)} server(s), {elapsed:.0f} s:"
         f" {total} commands, {total / elapsed:.0f} commands/s"
     )
     server_cpu = sum(map(cpu_seconds, pids)) - server_cpu
@@ -351,11 +359,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+def start_server(data_dir: Path, port: int, processes: int = 1) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER],
         cwd=ROOT,
-        env=environment(data_dir, port),
+        env=environment(data_dir, port) | {"MAILHOST_PROCESSES": str(processes)},
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -377,20 +385,23 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/imap-bench"))
     parser.add_argument(
-        "--nodes", type=int, default=1, help="server processes for the mixed load (scale-out)"
+        "--nodes", type=int, default=1, help="servers for the mixed load (scale-out)"
+    )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="processes per server (MAILHOST_PROCESSES)"
     )
     args = parser.parse_args()
     raise_fd_limit()
     print(f"data set in {args.data_dir}")
     build(args.data_dir, args.messages, args.clients)
     port = free_port()
-    server = start_server(args.data_dir, port)
+    server = start_server(args.data_dir, port, args.processes)
     try:
         print("one client, big folder:")
         asyncio.run(single_client(port))
-        print("mixed load:")
+        print(f"mixed load ({args.processes} process(es) per server):")
         nodes = [(port, server)] + [
-            (extra, start_server(args.data_dir, extra))
+            (extra, start_server(args.data_dir, extra, args.processes))
             for extra in (free_port() for _ in range(args.nodes - 1))
         ]
         try:

@@ -47,13 +47,16 @@ def manage(data_dir: str, *args: str) -> str:
     ).stdout
 
 
-def start_server(data_dir: str, dns: str, worker: bool) -> tuple[subprocess.Popen, int]:
+def start_server(
+    data_dir: str, dns: str, worker: bool, processes: int
+) -> tuple[subprocess.Popen, int]:
     env = {
         **os.environ,
         "MAILHOST_DATA_DIR": data_dir,
         "MAILHOST_SMTP": "127.0.0.1:0",
         "MAILHOST_LOG_LEVEL": "WARNING",
         "MAILHOST_DNS_SERVERS": dns,
+        "MAILHOST_PROCESSES": str(processes),
     }
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
@@ -159,6 +162,9 @@ def main() -> None:
     parser.add_argument(
         "--accept-only", action="store_true", help="no worker: measure SMTP acceptance alone"
     )
+    parser.add_argument(
+        "--processes", type=int, default=1, help="SMTP server processes (MAILHOST_PROCESSES)"
+    )
     options = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mailhost-smtp-bench-") as data_dir:
         manage(data_dir, "migrate", "--noinput")
@@ -171,7 +177,9 @@ def main() -> None:
             'sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"', negative_ttl=300
         ).start()
         dns = ",".join(f"{host}:{port}" for host, port in zone.nameservers)
-        server, port = start_server(data_dir, dns, worker=not options.accept_only)
+        server, port = start_server(
+            data_dir, dns, worker=not options.accept_only, processes=options.processes
+        )
         try:
             per_session = options.messages // options.sessions
             cpu_before = process_cpu(server.pid)

@@ -162,6 +162,12 @@ DNS_SERVERS = env_str("MAILHOST_DNS_SERVERS")
 # Connections per node, in all and per client IP (IMAP also per user: one person's phone,
 # desktop and webmail together; Dovecot's mail_max_userip_connections is 10). IMAP's other
 # limits are in apps/imap/limits.py, each overridable by an IMAP_<NAME> setting.
+# Server processes per node, each with its own socket on every port (SO_REUSEPORT, see
+# apps/mailserver/processes.py): one per core uses them all. Connection limits are
+# counted per process; throttles are shared (Redis, or a file cache in the data dir).
+SERVER_PROCESSES = env_int("MAILHOST_PROCESSES", 1)
+if SERVER_PROCESSES < 1:
+    raise ImproperlyConfigured(f"MAILHOST_PROCESSES={SERVER_PROCESSES}: at least 1")
 SMTP_MAX_CONNECTIONS = env_int("MAILHOST_SMTP_MAX_CONNECTIONS", 1000)
 SMTP_MAX_PER_IP = env_int("MAILHOST_SMTP_MAX_PER_IP", 20)
 IMAP_MAX_CONNECTIONS = env_int("MAILHOST_IMAP_MAX_CONNECTIONS", 5000)
@@ -288,9 +294,19 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = env_str("MAILHOST_QUEUE", "mailhost")
 
 # --- Caches (the auth cache and throttles; Redis when scaled out) -------------------------
+CACHES: dict[str, dict[str, Any]]
 if REDIS_URL:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+elif SERVER_PROCESSES > 1:
+    # Throttles and rate limits must count across the server processes (and the worker).
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 100_000},
+        }
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

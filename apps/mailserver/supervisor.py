@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -36,8 +37,21 @@ class Supervisor:
     addresses: dict[str, tuple[str, int] | None]
     run_worker: bool = True
     install_signal_handlers: bool = True
+    announce: bool = True
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
+    sockets: dict[str, socket.socket] = field(default_factory=dict)
     ready: asyncio.Event | None = None
+
+    def bind(self, *, reuse_port: bool = False) -> None:
+        """Bind every configured address (port 0 gets a free port). `run` does this when
+        it has not been done; processes.serve does it first, so that the other processes
+        can bind the ports it got (`reuse_port`)."""
+        for name, address in self.addresses.items():
+            if address is None or (name != WEB and listeners.starter_for(name) is None):
+                continue
+            sock = listeners.bind(*address, reuse_port=reuse_port)
+            self.sockets[name] = sock
+            self.bound[name] = sock.getsockname()[:2]
 
     async def run(self) -> None:
         asyncio.get_running_loop().set_default_executor(executor.DatabaseExecutor())
@@ -46,6 +60,8 @@ class Supervisor:
         tls.ensure_certificate(
             settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.MAILHOST_HOSTNAME
         )
+        if not self.sockets:
+            self.bind()
         context = listeners.ServerContext(
             hostname=settings.MAILHOST_HOSTNAME,
             tls=tls.server_context(settings.TLS_CERT_FILE, settings.TLS_KEY_FILE),
@@ -63,28 +79,24 @@ class Supervisor:
         child = worker.WorkerProcess() if self.run_worker else None
         if child is not None:
             background.append(asyncio.create_task(child.supervise(self.stop)))
-        self._announce()
+        if self.announce:
+            self._announce()
         self.ready.set()
         await self.stop.wait()
         await self._shutdown(servers, background)
 
     async def _start_listeners(self, context: listeners.ServerContext) -> list:
         servers = []
-        for name, address in self.addresses.items():
+        for name, sock in self.sockets.items():
             starter = listeners.starter_for(name)
-            if address is None or name == WEB or starter is None:
-                continue
-            sock = listeners.bind(*address)
-            self.bound[name] = sock.getsockname()[:2]
-            servers.append(await starter(context, name, sock))
+            if name != WEB and starter is not None:
+                servers.append(await starter(context, name, sock))
         return servers
 
     def _start_web(self) -> asyncio.Task | None:
-        address = self.addresses.get(WEB)
-        if address is None:
+        sock = self.sockets.get(WEB)
+        if sock is None:
             return None
-        sock = listeners.bind(*address)
-        self.bound[WEB] = sock.getsockname()[:2]
         config = uvicorn.Config(
             "mailhost.asgi:application",
             lifespan="off",
@@ -108,7 +120,8 @@ class Supervisor:
             print("listening: nothing (every listener is off)", flush=True)
 
     async def _shutdown(self, servers: list, background: list[asyncio.Task]) -> None:
-        print("stopping", flush=True)
+        if self.announce:
+            print("stopping", flush=True)
         for server in servers:
             server.close()
         if getattr(self, "_web", None) is not None:
@@ -121,4 +134,5 @@ class Supervisor:
                 await asyncio.wait_for(server.wait_closed(), 5)
             except TimeoutError:
                 log.warning("a listener still had open sessions at shutdown")
-        print("stopped", flush=True)
+        if self.announce:
+            print("stopped", flush=True)

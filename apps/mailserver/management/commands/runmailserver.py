@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from apps.mailserver import processes
 from apps.mailserver.supervisor import Supervisor
 
 
@@ -22,4 +21,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         run_worker = settings.EMBEDDED and not options["no_worker"]
-        asyncio.run(Supervisor(dict(settings.LISTENERS), run_worker=run_worker).run())
+        supervisor = Supervisor(dict(settings.LISTENERS), run_worker=run_worker)
+        processes.serve(supervisor, settings.SERVER_PROCESSES)

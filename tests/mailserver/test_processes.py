@@ -1,0 +1,149 @@
+"""`runmailserver` with MAILHOST_PROCESSES=2: two processes accept on the same ports, see
+each other's changes through the store, count failed logins together, and both stop on
+SIGTERM to the first."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.mailserver.test_make_run import ROOT, embedded_env, read_until
+
+PASSWORD = "a long enough password"
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+
+
+def socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def serving_pid(client: socket.socket, pids: list[int]) -> int:
+    """The server process holding the other end of `client`'s connection (by /proc)."""
+    port = client.getsockname()[1]
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port:  # remote address is our end
+            inode = fields[9]
+            return next(pid for pid in pids if inode in socket_inodes(pid))
+    raise AssertionError(f"no server socket for client port {port}")
+
+
+def greeted(port: int) -> socket.socket:
+    client = socket.create_connection(("127.0.0.1", port), timeout=10)
+    assert client.recv(1024).startswith(b"* OK")
+    return client
+
+
+def fresh_client(port: int, pids: list[int], pid: int) -> socket.socket:
+    """A new connection that process `pid` serves."""
+    for _ in range(200):
+        client = greeted(port)
+        if serving_pid(client, pids) == pid:
+            return client
+        client.close()
+    raise AssertionError(f"process {pid} took none of 200 connections")
+
+
+def login(client: socket.socket, password: str) -> bytes:
+    client.sendall(f'a LOGIN bob@example.org "{password}"\r\n'.encode())
+    reply = b""
+    while b"a " not in reply:
+        reply += client.recv(1024)
+    client.close()
+    return reply
+
+
+def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
+    env = embedded_env(tmp_path) | {
+        "MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK": "1",
+        "MAILHOST_PROCESSES": "2",
+    }
+    manage(env, "migrate", "--noinput")
+    manage(env, "domain", "add", "example.org")
+    manage(env, "user", "add", "alice@example.org", "--password", PASSWORD)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "runmailserver"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        text = "\n".join(read_until(process, r"worker: celery started", timeout=120))
+        announced = re.search(r"^processes: 2 \(pids (\d+) (\d+)\)$", text, re.M)
+        listening = re.search(r"^listening: imap\s+127\.0\.0\.1:(\d+)$", text, re.M)
+        assert announced and listening, text
+        pids = [int(pid) for pid in announced.groups()]
+        assert pids[0] == process.pid
+        imap = int(listening.group(1))
+
+        # The kernel hands each new connection to one of them: both get some.
+        clients: dict[int, socket.socket] = {}
+        opened: list[socket.socket] = []
+        while len(clients) < 2 and len(opened) < 200:
+            client = greeted(imap)
+            opened.append(client)
+            clients.setdefault(serving_pid(client, pids), client)
+        assert sorted(clients) == sorted(pids)
+
+        # A session in one process IDLEs; an APPEND through the other reaches it.
+        idler = clients[pids[0]]
+        idler.sendall(f'a LOGIN alice@example.org "{PASSWORD}"\r\nb SELECT INBOX\r\n'.encode())
+        seen = b""
+        while b"b OK" not in seen:
+            seen += idler.recv(4096)
+        idler.sendall(b"c IDLE\r\n")
+        assert idler.recv(1024).startswith(b"+ ")
+        other = clients[pids[1]]
+        other.sendall(f'a LOGIN alice@example.org "{PASSWORD}"\r\n'.encode())
+        message = b"From: bob@example.org\r\nSubject: across\r\n\r\nHello.\r\n"
+        other.sendall(b"b APPEND INBOX {%d+}\r\n%s\r\n" % (len(message), message))
+        reply = b""
+        while b"b OK" not in reply:
+            reply += other.recv(4096)
+        assert b"[APPENDUID" in reply
+        started, news = time.monotonic(), b""
+        while b"EXISTS" not in news:
+            news += idler.recv(1024)
+        assert b"* 1 EXISTS" in news and time.monotonic() - started < 3
+
+        # Failed logins count across processes: after one in the first and two in the
+        # second, a failure in the first is the fourth, answered after 2 s (throttle:
+        # 3 free, then doubling from 1 s); counted there alone it would be the second.
+        for pid, count in ((pids[0], 1), (pids[1], 2)):
+            for _ in range(count):
+                assert b"NO" in login(fresh_client(imap, pids, pid), "wrong password")
+        started = time.monotonic()
+        assert b"NO" in login(fresh_client(imap, pids, pids[0]), "wrong password")
+        assert time.monotonic() - started >= 1.5
+        for client in opened:
+            client.close()
+    finally:
+        os.kill(process.pid, signal.SIGTERM)
+    rest = process.communicate(timeout=60)[0]
+    assert "stopped" in rest.splitlines()
+    for pid in pids[1:]:
+        assert (
+            not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+        )
