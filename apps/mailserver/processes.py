@@ -1,4 +1,4 @@
-"""Several server processes on one node, sharing the listening sockets.
+"""Several server processes on one node, sharing the listening ports.
 
 One Python process runs Python code on one core at a time (the GIL). With `processes` > 1
 the supervisor binds every socket, then forks copies of itself before any thread or
@@ -10,13 +10,14 @@ Celery worker.
 
 Everything the processes share goes through the store or the cache: change events for
 IDLE come from the database poller (or Redis), the folder index is a per-process cache
-that is correct whichever process wrote, throttles live in the cache (shared only with
-Redis; the embedded default's cache, like each process's connection counters, is per
-process, so those limits apply per process).
+that is correct whichever process wrote, and failed logins and submission rates are
+counted in the cache (Redis, or with several processes and no Redis a file cache in the
+data directory: settings.py). Connection limits are counted per process.
 
 A copy that dies is logged and not replaced (forking a process that runs threads is not
-safe); the others go on accepting from the same sockets. SIGTERM to the first process
-stops them all; a copy whose parent dies gets SIGTERM from the kernel.
+safe); its socket leaves the port's group and the others take its new connections.
+SIGTERM to the first process stops them all; a copy whose parent dies gets SIGTERM from
+the kernel.
 """
 
 from __future__ import annotations
