@@ -33,6 +33,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from apps.mailstore.models import Folder
+
 MAGIC = b"MHIX1\n"
 # Folders smaller than this load from the database in a few milliseconds: no file.
 MIN_MESSAGES = 1000
@@ -138,6 +140,27 @@ def remove(folder_id: int) -> None:
     path = _path(folder_id)
     if path is not None:
         path.unlink(missing_ok=True)
+
+
+def prune() -> int:
+    """Remove the files of folders that no longer exist (deleted while no session of
+    this process had them open); returns how many. The IMAP listener runs this once at
+    start."""
+    path = _path(0)
+    if path is None or not path.parent.is_dir():
+        return 0
+    files = {int(f.stem): f for f in path.parent.glob("*.index") if f.stem.isdigit()}
+    ids = list(files)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):  # under SQLite's parameter limit
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"SELECT id FROM {Folder._meta.db_table} WHERE id IN ({marks})", chunk)
+            for (found,) in cursor.fetchall():
+                files.pop(found)
+    for gone in files.values():
+        gone.unlink(missing_ok=True)
+    return len(files)
 
 
 def _path(folder_id: int) -> Path | None:

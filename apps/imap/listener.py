@@ -13,7 +13,7 @@ from collections import Counter
 
 from django.conf import settings
 
-from apps.imap import limits, responses
+from apps.imap import index_file, limits, query, responses
 from apps.imap.connection import Connection
 from apps.imap.session import Session
 from apps.mailserver.limits import ConnectionLimiter, is_loopback
@@ -37,6 +37,7 @@ class ImapListener:
         self.per_user: Counter[int] = Counter()
         self.sessions: set[Session] = set()
         self._stopper = asyncio.create_task(self._bye_at_stop())
+        self._pruner = asyncio.create_task(self._prune_index_files())
 
     def handler(self, implicit_tls: bool):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -80,6 +81,12 @@ class ImapListener:
             pass
         conn.close()
         await conn.wait_closed()
+
+    async def _prune_index_files(self) -> None:
+        try:
+            await query.run(index_file.prune)()
+        except Exception:  # a cache: the server serves without it
+            log.exception("could not prune IMAP index files")
 
     async def _bye_at_stop(self) -> None:
         await self.context.stop.wait()

@@ -176,6 +176,17 @@ def test_a_deleted_folder_loses_its_file(saved_inbox, alice):
     assert index_file.read(gone.pk) is None
 
 
+def test_files_of_folders_deleted_meanwhile_are_pruned(saved_inbox):
+    """A folder deleted while no session had it open leaves its file behind; the IMAP
+    listener prunes such files when it starts."""
+    saved = index_file.read(saved_inbox.pk)
+    assert saved is not None
+    index_file.write(999_999, saved)
+    assert index_file.prune() == 1
+    assert index_file.read(999_999) is None
+    assert index_file.read(saved_inbox.pk) is not None
+
+
 def test_small_folders_and_the_off_setting_write_no_file(inbox, settings):
     _current(inbox.pk)
     assert index_file.read(inbox.pk) is None  # 5 messages: loading them costs nothing
