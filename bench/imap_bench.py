@@ -35,6 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.proctree import cpu_seconds  # noqa: E402
+
 PASSWORD = "bench-password"
 BIG = "big@bench.test"
 IDLE_USER = "idle@bench.test"
@@ -272,26 +275,15 @@ async def one_operation(client: Client, rng: random.Random, exists: int, address
     return exists
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a server process and the processes it forked."""
-    parents, used = {}, {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-        used[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    family = {pid} | {child for child, parent in parents.items() if parent == pid}
-    return sum(used.get(member, 0.0) for member in family)
-
-
 async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: float) -> None:
     """`clients` clients spread over the server processes (nodes) round-robin."""
     LATENCY.clear()
     deadline = time.monotonic() + seconds
     started = time.monotonic()
-    server_cpu, client_cpu = sum(map(cpu_seconds, pids)), time.process_time()
+    server_cpu, client_cpu = (
+        sum(sum(cpu_seconds(pid).values()) for pid in pids),
+        time.process_time(),
+    )
     counts = await asyncio.gather(
         *(
             load_client(ports[i % len(ports)], f"load{i}@bench.test", deadline, i)
@@ -304,7 +296,7 @@ async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: f
         f"  {clients} clients on {len(ports)} server(s), {elapsed:.0f} s:"
         f" {total} commands, {total / elapsed:.0f} commands/s"
     )
-    server_cpu = sum(map(cpu_seconds, pids)) - server_cpu
+    server_cpu = sum(sum(cpu_seconds(pid).values()) for pid in pids) - server_cpu
     client_cpu = time.process_time() - client_cpu
     print(
         f"  CPU: server {server_cpu:.1f} s ({server_cpu / total * 1000:.2f} ms per command),"

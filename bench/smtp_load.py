@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.proctree import cpu_seconds  # noqa: E402
 from tests.dnsserver import ZoneServer  # noqa: E402  (a real DNS server on loopback)
 
 # 4 KB of text in 76-character lines, as mail clients wrap it.
@@ -126,28 +127,10 @@ async def send_all(port: int, sessions: int, per_session: int) -> int:
 
 
 def process_cpu(server_pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) so far of the SMTP server and of its worker processes
-    (the server's descendants): steadier than rates on a shared machine."""
-    stats = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid = int(stat.parent.name)
-        stats[pid] = (
-            int(fields[1]),
-            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
-        )
-    children: dict[int, list[int]] = {}
-    for pid, (parent, _) in stats.items():
-        children.setdefault(parent, []).append(pid)
-    workers, todo = 0.0, list(children.get(server_pid, []))
-    while todo:
-        pid = todo.pop()
-        workers += stats[pid][1]
-        todo.extend(children.get(pid, []))
-    return {"server": stats[server_pid][1], "worker": workers}
+    """CPU seconds so far of the SMTP server and of its descendants (the worker, and any
+    server processes it forked)."""
+    family = cpu_seconds(server_pid)
+    return {"server": family.pop(server_pid), "worker": sum(family.values())}
 
 
 def visible(db_path: Path) -> int:
