@@ -146,10 +146,10 @@ def prune() -> int:
     """Remove the files of folders that no longer exist (deleted while no session of
     this process had them open); returns how many. The IMAP listener runs this once at
     start."""
-    path = _path(0)
-    if path is None or not path.parent.is_dir():
+    directory = _directory()
+    if directory is None or not directory.is_dir():
         return 0
-    files = {int(f.stem): f for f in path.parent.glob("*.index") if f.stem.isdigit()}
+    files = {int(f.stem): f for f in directory.glob("*.index") if f.stem.isdigit()}
     ids = list(files)
     with connection.cursor() as cursor:
         for start in range(0, len(ids), 500):  # under SQLite's parameter limit
@@ -164,13 +164,18 @@ def prune() -> int:
 
 
 def _path(folder_id: int) -> Path | None:
+    directory = _directory()
+    return None if directory is None else directory / f"{folder_id}.index"
+
+
+def _directory() -> Path | None:
+    """This database's files: one directory per database the data directory served."""
     root = settings.IMAP_INDEX_DIR
     if root is None:
         return None
     db = connection.settings_dict
     identity = f"{connection.vendor}|{db['NAME']}|{db.get('HOST', '')}|{db.get('PORT', '')}"
-    database = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return Path(root) / database / f"{folder_id}.index"
+    return Path(root) / hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
 def _native(values: array) -> array:
