@@ -93,11 +93,12 @@ def _database() -> dict[str, Any]:
     url = env_str("DATABASE_URL")
     if not url:
         return {
-            "ENGINE": "django.db.backends.sqlite3",
+            "ENGINE": "mailhost.sqlite",
             "NAME": DATA_DIR / "mailhost.sqlite3",
             "OPTIONS": {
-                # IMMEDIATE takes the write lock at BEGIN, so two writers queue on the busy
-                # timeout instead of failing with "database is locked" mid-transaction.
+                # IMMEDIATE takes the write lock at BEGIN, so two writers queue (on the flock
+                # of mailhost/sqlite, then the busy timeout) instead of failing with
+                # "database is locked" mid-transaction.
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
                 # WAL lets readers (IMAP sessions) run while a delivery writes; synchronous=FULL

@@ -1,0 +1,1 @@
+"""SQLite, with writers queued fairly across processes (see base.py)."""
