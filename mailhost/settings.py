@@ -324,6 +324,7 @@ LOGGING = {
 CELERY_BEAT_SCHEDULE = {
     "collect-blobs": {"task": "mailstore.collect_blobs", "schedule": 3600.0},
     "index-folders": {"task": "mailstore.index_folders", "schedule": 300.0},
+    "save-imap-indexes": {"task": "imap.save_indexes", "schedule": 300.0},
     "sweep-incoming": {"task": "inbound.sweep", "schedule": 30.0},
     "sweep-relay": {
         "task": "relay.sweep",

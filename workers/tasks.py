@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from datetime import timedelta
 
+from celery import shared_task
+from django.utils import timezone
+
+from apps.imap import index as imap_index
 from apps.mailstore import fulltext, inbound, maintenance
+
+# Folders changed within this long are looked at by save_imap_indexes (twice its period).
+INDEX_LOOKBACK = timedelta(seconds=600)
 
 
 @shared_task(name="mailstore.collect_blobs")
@@ -22,10 +29,21 @@ def index_folders() -> int:
     return indexed
 
 
+@shared_task(name="imap.save_indexes")
+def save_imap_indexes() -> int:
+    """Write the IMAP index files of big folders that changed lately other than by the
+    inbound pipeline (which does it as it files), so their first SELECT reads a file."""
+    return imap_index.save_behind(timezone.now() - INDEX_LOOKBACK)
+
+
 @shared_task(name="inbound.process", acks_late=True)
 def process_incoming(incoming_id: int, last_id: int | None = None) -> int:
-    """File accepted messages for their local recipients and queue the remote ones."""
-    return inbound.process(incoming_id, last_id)
+    """File accepted messages for their local recipients and queue the remote ones; then
+    bring the IMAP index files of the big folders they went to up to date."""
+    started = timezone.now()
+    filed = inbound.process(incoming_id, last_id)
+    imap_index.save_behind(started)
+    return filed
 
 
 @shared_task(name="inbound.sweep")

@@ -19,6 +19,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from apps.imap import index_file, query, responses
@@ -216,6 +217,34 @@ class FolderIndex:
 
 
 folders = FolderIndex()
+
+
+def save_behind(since: datetime) -> int:
+    """Write the file of every big folder changed since `since` whose file is missing or
+    SAVE_AFTER_CHANGES behind its HIGHESTMODSEQ; returns how many were written.
+
+    The worker runs this after it files mail, as Dovecot's delivery agent updates
+    `dovecot.index`: a folder that grew by delivery alone, never opened by IMAP, then
+    opens from its file like any other (a file is brought up to date from its watermarks,
+    so one written this way is as good as a session's). Writing costs a read of the old
+    file and the rows after it, once per SAVE_AFTER_CHANGES changes.
+    """
+    written = 0
+    for folder_id, highestmodseq in query.folders_changed_since(since, index_file.MIN_MESSAGES):
+        mark = index_file.message_mark(folder_id)
+        if mark is not None and highestmodseq - mark < SAVE_AFTER_CHANGES:
+            continue
+        if mark is None and query.message_count(folder_id) < index_file.MIN_MESSAGES:
+            continue
+        entry = Entry(folder_id)
+        try:
+            entry.load()
+        except query.FolderGone:
+            continue
+        if entry.unsaved:  # load() saves when it read every row; after a file, this does
+            entry.save()
+        written += 1
+    return written
 
 
 def open_folder(user_id: int, name: str) -> query.Snapshot:

@@ -25,6 +25,7 @@ import json
 import os
 import struct
 import sys
+import threading
 import zlib
 from array import array
 from dataclasses import dataclass
@@ -122,12 +123,27 @@ def read(folder_id: int) -> Saved | None:
         return None
 
 
+def message_mark(folder_id: int) -> int | None:
+    """The message watermark of the folder's file (its header alone), None without one."""
+    path = _path(folder_id)
+    if path is None:
+        return None
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(MAGIC) + _HEADER.size)
+    except OSError:
+        return None
+    if len(head) < len(MAGIC) + _HEADER.size or not head.startswith(MAGIC):
+        return None
+    return _HEADER.unpack_from(head, len(MAGIC))[1]
+
+
 def write(folder_id: int, saved: Saved) -> None:
     """Replace the folder's file; a failure to write is not an error (it is a cache)."""
     path = _path(folder_id)
     if path is None or len(saved.uids) < MIN_MESSAGES:
         return
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_bytes(dump(saved))

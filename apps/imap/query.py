@@ -12,6 +12,7 @@ import json
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache, wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -105,6 +106,18 @@ def folder_marks(folder_id: int) -> tuple[int, int]:
     if not rows:
         raise FolderGone
     return rows[0][0], rows[0][1]
+
+
+def folders_changed_since(since: datetime, min_uidnext: int) -> list[tuple[int, int]]:
+    """(id, HIGHESTMODSEQ) of the folders changed at or after `since` whose UIDNEXT is
+    above `min_uidnext` (so that may hold that many messages)."""
+    # The ORM, not plain SQL: it stores and compares datetimes the way each backend needs.
+    changed = Folder.objects.filter(changed_at__gte=since, uidnext__gt=min_uidnext)
+    return list(changed.values_list("id", "highestmodseq"))
+
+
+def message_count(folder_id: int) -> int:
+    return _rows(f"SELECT COUNT(*) FROM {MESSAGE} WHERE folder_id = %s", [folder_id])[0][0]
 
 
 def highest_expunge_modseq(folder_id: int) -> int:

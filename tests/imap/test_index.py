@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from array import array
+from datetime import timedelta
 
 import pytest
 from django.db import connection
@@ -205,3 +206,69 @@ def test_the_file_format_round_trips():
         {5: " $Work Réunion "},
     )
     assert index_file.parse(index_file.dump(saved)) == saved
+
+
+# -- files kept by delivery (index.save_behind) -------------------------------------------------
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch):
+    """Files from 3 messages on, rewritten 4 changes behind (1000 and 2000 in production)."""
+    monkeypatch.setattr(index_file, "MIN_MESSAGES", 3)
+    monkeypatch.setattr(index, "SAVE_AFTER_CHANGES", 4)
+
+
+def test_the_inbound_pipeline_keeps_a_file_for_folders_no_session_opened(
+    inbox, alice, small_thresholds
+):
+    """Mail filed by the worker into a big folder that IMAP never opened leaves a file,
+    so the first SELECT in any process reads it instead of every row."""
+    from apps.mailstore.models import Incoming
+    from workers.tasks import process_incoming
+
+    assert index_file.read(inbox.pk) is None
+    raw = message(6)
+    new = services.NewMessage.from_bytes(raw)
+    row = Incoming.objects.create(
+        data=raw,
+        blob_key=new.blob_key,
+        size=new.size,
+        source="mx",
+        recipients=[{"address": alice.address, "user_ids": [alice.id]}],
+    )
+    assert process_incoming(row.pk) == 1
+    saved = index_file.read(inbox.pk)
+    assert saved is not None and list(saved.uids) == [1, 2, 3, 4, 5, 6]
+    services.store_flags(alice.id, inbox.pk, [(6, 6)], "add", ["\\Seen"])
+    entry, statements = _restarted(inbox.pk)
+    assert not _loaded_every_row(statements)
+    assert _state(entry) == _truth(inbox.pk)
+
+
+def test_a_file_is_rewritten_only_when_far_behind(inbox, alice, small_thresholds):
+    started = Folder.objects.get(pk=inbox.pk).changed_at
+    assert index.save_behind(started) == 1
+    first = index_file.message_mark(inbox.pk)
+    services.store_flags(alice.id, inbox.pk, [(1, 3)], "add", ["\\Seen"])
+    assert index.save_behind(started) == 0  # fewer than 4 changes behind: kept as it is
+    assert index_file.message_mark(inbox.pk) == first
+    for uid in (1, 2, 3, 4):
+        services.store_flags(alice.id, inbox.pk, [(uid, uid)], "add", ["\\Flagged"])
+    assert index.save_behind(started) == 1
+    entry, statements = _restarted(inbox.pk)
+    assert not _loaded_every_row(statements)
+    assert _state(entry) == _truth(inbox.pk)
+
+
+def test_small_folders_and_unchanged_folders_get_no_file(inbox, alice, small_thresholds):
+    services.store_flags(alice.id, inbox.pk, [(1, 5)], "add", ["\\Deleted"])
+    services.expunge(alice.id, inbox.pk)
+    deliver(alice, message(6))  # UIDNEXT 7, one message
+    changed = Folder.objects.get(pk=inbox.pk).changed_at
+    assert index.save_behind(changed) == 0
+    assert index_file.read(inbox.pk) is None
+    for n in (7, 8):
+        deliver(alice, message(n))
+    later = Folder.objects.get(pk=inbox.pk).changed_at
+    assert index.save_behind(later) == 1
+    assert index.save_behind(later + timedelta(seconds=1)) == 0  # changed before that
