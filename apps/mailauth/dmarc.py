@@ -61,6 +61,12 @@ def _suffix_list() -> PublicSuffixList:
     return PublicSuffixList()  # the list shipped with the package; loading takes a moment
 
 
+def load_suffix_list() -> None:
+    """Parse the suffix list now (about a second of CPU), not in the first message's DMARC
+    check: the MX listener calls this on a thread as it starts."""
+    _suffix_list()
+
+
 @lru_cache(maxsize=4096)
 def organizational_domain(domain: str) -> str:
     """The registered domain: public suffix plus one label (RFC 7489 §3.2). Cached: the

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 
 from django.conf import settings
 
+from apps.mailauth import dmarc
 from apps.mailserver.limits import ConnectionLimiter
 from apps.mailserver.listeners import ServerContext
 from apps.smtp import replies
@@ -27,6 +29,8 @@ async def start(context: ServerContext, name: str, sock: socket.socket) -> async
     )
     (settings.DATA_DIR / "spool").mkdir(parents=True, exist_ok=True)
     limiter = ConnectionLimiter(settings.SMTP_MAX_CONNECTIONS, settings.SMTP_MAX_PER_IP)
+    if name == "smtp":  # DMARC checks need the public suffix list
+        threading.Thread(target=dmarc.load_suffix_list, name="suffix-list", daemon=True).start()
 
     def factory() -> MailSMTP:
         return MailSMTP(
