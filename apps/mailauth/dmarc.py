@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email import policy as email_policy
@@ -56,9 +57,19 @@ class DMARCResult:
     reason: str = ""
 
 
-@cache
+_suffix_list_lock = threading.Lock()
+
+
 def _suffix_list() -> PublicSuffixList:
-    return PublicSuffixList()  # the list shipped with the package; loading takes a moment
+    # Loading takes a moment (60 ms of CPU): under a lock, or every session that asks
+    # meanwhile parses the list too (ten concurrent first messages parsed it ten times).
+    with _suffix_list_lock:
+        return _loaded_suffix_list()
+
+
+@cache
+def _loaded_suffix_list() -> PublicSuffixList:
+    return PublicSuffixList()  # the list shipped with the package
 
 
 def load_suffix_list() -> None:
