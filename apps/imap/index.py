@@ -229,6 +229,8 @@ def save_behind(since: datetime) -> int:
     so one written this way is as good as a session's). Writing costs a read of the old
     file and the rows after it, once per SAVE_AFTER_CHANGES changes.
     """
+    if not index_file.enabled():
+        return 0
     written = 0
     for folder_id, highestmodseq in query.folders_changed_since(since, index_file.MIN_MESSAGES):
         mark = index_file.message_mark(folder_id)

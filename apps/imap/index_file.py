@@ -179,6 +179,10 @@ def prune() -> int:
     return len(files)
 
 
+def enabled() -> bool:
+    return settings.IMAP_INDEX_DIR is not None
+
+
 def _path(folder_id: int) -> Path | None:
     directory = _directory()
     return None if directory is None else directory / f"{folder_id}.index"

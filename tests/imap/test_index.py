@@ -272,3 +272,8 @@ def test_small_folders_and_unchanged_folders_get_no_file(inbox, alice, small_thr
     later = Folder.objects.get(pk=inbox.pk).changed_at
     assert index.save_behind(later) == 1
     assert index.save_behind(later + timedelta(seconds=1)) == 0  # changed before that
+
+
+def test_no_files_are_kept_when_they_are_off(inbox, small_thresholds, settings):
+    settings.IMAP_INDEX_DIR = None
+    assert index.save_behind(Folder.objects.get(pk=inbox.pk).changed_at) == 0
