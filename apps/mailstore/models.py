@@ -115,6 +115,11 @@ class Message(models.Model):
             models.Index(
                 fields=["folder", "uid"], condition=~models.Q(keywords=" "), name="message_keywords"
             ),
+            # EXPUNGE and CLOSE look for the \Deleted messages of a folder: few, even in a
+            # folder of 100,000 (a scan of those took 36-45 ms per EXPUNGE).
+            models.Index(
+                fields=["folder", "uid"], condition=models.Q(deleted=True), name="message_deleted"
+            ),
         ]
 
     SYSTEM_FLAGS = {

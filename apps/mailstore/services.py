@@ -642,10 +642,12 @@ def expunge(user_id: int, folder_id: int, ranges: uidsets.UidRanges | None = Non
     RFC 4315 §2.1). Returns the expunged UIDs, ascending."""
     with transaction.atomic():
         with connection.cursor() as cursor:  # plain SQL: clients expunge often
+            # "AND deleted" as the partial index message_deleted says it, so both
+            # databases use that index (a bound True would not match its condition).
             cursor.execute(
                 f"SELECT id, uid, size FROM {MESSAGE_TABLE}"
-                " WHERE folder_id = %s AND deleted = %s ORDER BY uid",
-                [folder_id, True],
+                " WHERE folder_id = %s AND deleted ORDER BY uid",
+                [folder_id],
             )
             rows = [Doomed(*row) for row in cursor.fetchall()]
         if ranges is not None:
