@@ -1,5 +1,5 @@
 """Read-only database work for IMAP sessions: plain synchronous functions, each run on a
-worker thread with `run` (sync_to_async, thread_sensitive=False), never on the loop.
+worker thread with `run` (apps.mailserver.executor.in_thread), never on the loop.
 
 Writes go through `apps.mailstore.services`. The hot paths (a folder's UID list, flags of
 a whole folder, changes since a modseq) use one raw SQL statement each, so a 100,000
@@ -16,9 +16,9 @@ from datetime import datetime
 from functools import cache, wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
-from asgiref.sync import sync_to_async
 from django.db import connection
 
+from apps.mailserver.executor import in_thread
 from apps.mailstore import groupcommit, services
 from apps.mailstore.models import Expunged, Folder, Message
 
@@ -40,7 +40,7 @@ BATCH = 500
 def run(fn: Callable[P, R]) -> Callable[P, Any]:
     """`fn` as a coroutine function that runs on a thread of the shared pool (made once
     per function: sessions call these on every command)."""
-    return sync_to_async(fn, thread_sensitive=False)
+    return in_thread(fn)
 
 
 def write(fn: Callable[P, R]) -> Callable[P, Any]:

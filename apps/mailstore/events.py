@@ -126,13 +126,13 @@ def subscribe(user_id: int) -> Subscription:
 
 async def run_database_poller(stop: asyncio.Event) -> None:
     """Embedded mode: turn changes made by other processes into events here."""
-    from asgiref.sync import sync_to_async
-
     seen: dict[int, tuple[int, int]] | None = None  # folders in the last window
-    poll = sync_to_async(_poll_recent_folders, thread_sensitive=False)
     while not stop.is_set():
         try:
-            current = {fid: (uid, state) for fid, uid, state in await poll()}
+            current = {
+                fid: (uid, state)
+                for fid, uid, state in await asyncio.to_thread(_poll_recent_folders)
+            }
             if seen is not None:  # the first poll only learns the starting point
                 for folder_id, (user_id, state) in current.items():
                     if seen.get(folder_id) != state:

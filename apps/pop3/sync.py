@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from apps.mailserver import executor
 
 
 def in_thread(fn: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    return sync_to_async(fn, thread_sensitive=False)
+    return executor.in_thread(fn)

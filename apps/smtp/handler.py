@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from functools import partial
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from apps.accounts import services as accounts
@@ -30,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def in_thread(fn, *args, **kwargs):
     """Run blocking work (database, DNS, hashing, fsync) off the event loop."""
-    return sync_to_async(partial(fn, *args, **kwargs), thread_sensitive=False)()
+    return asyncio.to_thread(fn, *args, **kwargs)
 
 
 class MailHandler:
