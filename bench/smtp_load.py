@@ -4,7 +4,8 @@ Starts `manage.py runmailserver` (embedded default: SQLite, its own Celery worke
 scratch data directory, then sends N messages of 4 KB over C concurrent SMTP sessions to
 one local user. Prints messages accepted per second (250 after DATA) and messages visible
 in the mailbox per second (filed by the pipeline), with the count that landed, and the
-CPU time per message of the server and of its worker.
+CPU time per message of the server and of its worker. One message goes through first,
+untimed, so the clock starts with the worker up rather than still importing Django.
 
     .venv/bin/python bench/smtp_load.py [--messages 2000] [--sessions 10]
 """
@@ -133,6 +134,19 @@ def process_cpu(server_pid: int) -> dict[str, float]:
     return {"server": family.pop(server_pid), "worker": sum(family.values())}
 
 
+def warm_up(port: int, database: Path, worker: bool) -> int:
+    """One message through, before the clock starts: a server that has been running
+    (as Postfix and Dovecot are when they are measured), with its worker up and its
+    caches warm, rather than one still starting. Returns the messages it left visible."""
+    asyncio.run(send_session(port, 1, session=-1))
+    deadline = time.monotonic() + 120
+    while worker and visible(database) < 1:
+        if time.monotonic() > deadline:
+            raise SystemExit("the worker filed nothing within two minutes")
+        time.sleep(0.05)
+    return visible(database)
+
+
 def visible(db_path: Path) -> int:
     with sqlite3.connect(db_path, timeout=30) as db:
         return db.execute("SELECT COUNT(*) FROM mailstore_message").fetchone()[0]
@@ -165,12 +179,14 @@ def main() -> None:
         )
         try:
             per_session = options.messages // options.sessions
+            database = Path(data_dir) / "mailhost.sqlite3"
+            warmed = warm_up(port, database, worker=not options.accept_only)
             cpu_before = process_cpu(server.pid)
             started = time.monotonic()
             sent = asyncio.run(send_all(port, options.sessions, per_session))
             accepted_after = time.monotonic() - started
             deadline = time.monotonic() + (0 if options.accept_only else 600)
-            while (landed := visible(Path(data_dir) / "mailhost.sqlite3")) < sent:
+            while (landed := visible(database) - warmed) < sent:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(0.05)
