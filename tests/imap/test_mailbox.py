@@ -169,6 +169,21 @@ def test_status_counts(imap, alice):
     assert "HIGHESTMODSEQ " in text and "APPENDLIMIT " in text
 
 
+def test_status_counts_without_sizes(imap, alice):
+    """Without SIZE the counts come from an index alone (services.folder_status): the same
+    answers, and no size item the client did not ask for."""
+    for n in (1, 2, 3):
+        deliver(alice, message(n))
+    client = imap.login(alice)
+    client.select("INBOX")
+    client.store("1:2", "+FLAGS", "(\\Seen)")
+    client.store("3", "+FLAGS", "(\\Deleted)")
+    _typ, data = client.status("INBOX", "(MESSAGES UNSEEN DELETED)")
+    assert data[0].decode() == "INBOX (MESSAGES 3 UNSEEN 1 DELETED 1)"
+    _typ, data = client.status("INBOX", "(DELETED-STORAGE)")
+    assert data[0].decode() == f"INBOX (DELETED-STORAGE {len(message(3))})"
+
+
 def test_status_of_a_missing_mailbox(imap, alice):
     raw = imap.raw(alice)
     assert status(raw.command("STATUS Nowhere (MESSAGES)")) == "NO [NONEXISTENT]"
