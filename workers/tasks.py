@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from celery import shared_task
@@ -10,6 +11,7 @@ from django.utils import timezone
 from apps.imap import index as imap_index
 from apps.mailstore import fulltext, inbound, maintenance
 
+log = logging.getLogger(__name__)
 # Folders changed within this long are looked at by save_imap_indexes (twice its period).
 INDEX_LOOKBACK = timedelta(seconds=600)
 
@@ -42,7 +44,10 @@ def process_incoming(incoming_id: int, last_id: int | None = None) -> int:
     bring the IMAP index files of the big folders they went to up to date."""
     started = timezone.now()
     filed = inbound.process(incoming_id, last_id)
-    imap_index.save_behind(started)
+    try:
+        imap_index.save_behind(started)
+    except Exception:  # a cache: failing to write one must not fail the filing task
+        log.warning("could not write IMAP index files", exc_info=True)
     return filed
 
 
