@@ -31,6 +31,8 @@ MAX_MESSAGES = 2_000_000
 # System flags as bits, in responses.SYSTEM_FLAGS order.
 _BITS = (1, 2, 4, 8, 16)
 _DELETED = 8
+# Expunged messages above which a folder's arrays are rebuilt rather than cut one by one.
+_REBUILD_AFTER = 64
 # Changes applied to a folder before its index file is written again.
 SAVE_AFTER_CHANGES = 2000
 
@@ -147,10 +149,16 @@ class Entry:
                 self.keywords.pop(uid, None)
 
     def _remove(self, gone: set[int]) -> None:
-        keep = [i for i, uid in enumerate(self.uids) if uid not in gone]
-        self.uids = array("q", [self.uids[i] for i in keep])
-        self.modseqs = array("q", [self.modseqs[i] for i in keep])
-        self.flags = array("B", [self.flags[i] for i in keep])
+        if len(gone) > _REBUILD_AFTER:
+            keep = [i for i, uid in enumerate(self.uids) if uid not in gone]
+            self.uids = array("q", [self.uids[i] for i in keep])
+            self.modseqs = array("q", [self.modseqs[i] for i in keep])
+            self.flags = array("B", [self.flags[i] for i in keep])
+        else:  # a few: found by bisection and cut out (a memmove, not 100,000 steps)
+            for uid in gone:
+                index = bisect_left(self.uids, uid)
+                if index < len(self.uids) and self.uids[index] == uid:
+                    del self.uids[index], self.modseqs[index], self.flags[index]
         for uid in gone:
             self.keywords.pop(uid, None)
 

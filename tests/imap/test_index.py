@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.imap import index, index_file, query
 from apps.mailstore import services, uidsets
 from apps.mailstore.models import Folder, Message
-from tests.imap.conftest import deliver, message
+from tests.imap.conftest import deliver, deliver_many, message
 
 
 def _state(entry: index.Entry) -> list[tuple[int, str]]:
@@ -277,3 +277,16 @@ def test_small_folders_and_unchanged_folders_get_no_file(inbox, alice, small_thr
 def test_no_files_are_kept_when_they_are_off(inbox, small_thresholds, settings):
     settings.IMAP_INDEX_DIR = None
     assert index.save_behind(Folder.objects.get(pk=inbox.pk).changed_at) == 0
+
+
+@pytest.mark.parametrize("expunged", [3, 70])  # cut one by one; arrays rebuilt (over 64)
+def test_expunges_leave_the_index_equal_to_the_store(alice, expunged):
+    deliver_many(alice, 150)
+    folder = Folder.objects.get(user_id=alice.id, name="INBOX")
+    _current(folder.pk)  # loaded before the expunge, so the refresh applies it
+    doomed = range(2, 2 + 2 * expunged, 2)  # every other message: holes, not one run
+    services.store_flags(alice.id, folder.pk, [(uid, uid) for uid in doomed], "add", ["\\Deleted"])
+    services.expunge(alice.id, folder.pk)
+    entry = _current(folder.pk)
+    assert _state(entry) == _truth(folder.pk)
+    assert len(entry.uids) == len(entry.modseqs) == len(entry.flags) == 150 - expunged
