@@ -31,6 +31,7 @@ MAX_MESSAGES = 2_000_000
 # System flags as bits, in responses.SYSTEM_FLAGS order.
 _BITS = (1, 2, 4, 8, 16)
 _DELETED = 8
+_SEEN_BIT = bytes(bits & 1 for bits in range(256))  # flag bits -> 1 if \Seen, else 0
 # Expunged messages above which a folder's arrays are rebuilt rather than cut one by one.
 _REBUILD_AFTER = 64
 # Changes applied to a folder before its index file is written again.
@@ -162,6 +163,12 @@ class Entry:
         for uid in gone:
             self.keywords.pop(uid, None)
 
+    def first_unseen(self) -> int | None:
+        """The UID of the first message without \\Seen. In C: a mailbox read to the end
+        (the usual case) would otherwise cost a Python step per message, 10 ms for 100,000."""
+        at = self.flags.tobytes().translate(_SEEN_BIT).find(0)
+        return self.uids[at] if at >= 0 else None
+
     def flag_rows(self, uids: Iterable[int]) -> list[tuple[int, int, int, str]]:
         """(uid, modseq, flag bits, keywords) for the UIDs still in the folder."""
         out = []
@@ -266,9 +273,7 @@ def open_folder(user_id: int, name: str) -> query.Snapshot:
     try:
         uids = array("q", entry.uids)
         keywords = sorted(entry.known_keywords)
-        first_unseen = next(
-            (u for u, f in zip(entry.uids, entry.flags, strict=True) if not f & 1), None
-        )
+        first_unseen = entry.first_unseen()
     finally:
         entry.lock.release()
     return query.Snapshot(

@@ -290,3 +290,17 @@ def test_expunges_leave_the_index_equal_to_the_store(alice, expunged):
     entry = _current(folder.pk)
     assert _state(entry) == _truth(folder.pk)
     assert len(entry.uids) == len(entry.modseqs) == len(entry.flags) == 150 - expunged
+
+
+def test_first_unseen_reads_the_seen_bit_alone():
+    """SELECT's [UNSEEN n] (RFC 3501 §7.1): the first message without \\Seen, whatever
+    its other flags; none when every message is read."""
+    seen, answered, flagged = 1, 2, 4
+    entry = index.Entry(
+        1,
+        uids=array("q", [4, 9, 12, 30]),
+        flags=array("B", [seen | answered, seen, answered | flagged, seen]),
+    )
+    assert entry.first_unseen() == 12
+    entry.flags = array("B", [seen] * 4)
+    assert entry.first_unseen() is None
