@@ -125,6 +125,25 @@ def test_changedsince_returns_only_later_changes(mailbox):
     assert all(b"MODSEQ" in i for i in _items(lines))
 
 
+def test_changedsince_keeps_to_the_set_it_is_given(mailbox):
+    """RFC 7162 §3.1.4.1: CHANGEDSINCE narrows the set, it never widens it: sequence
+    numbers, UIDs and the saved result (RFC 5182) all still bound the answer, and a
+    sequence number past the end is still an error (RFC 9051 §6.4.5)."""
+    before = _items(mailbox.command("FETCH 3 (MODSEQ)"))[0][b"MODSEQ"][0]
+    mailbox.command("STORE 1,3 +FLAGS.SILENT (\\Flagged)")
+
+    def changed(command: str) -> list[int]:
+        return [i[b"UID"] for i in _items(mailbox.command(command))]
+
+    assert changed(f"FETCH 2:3 (UID FLAGS) (CHANGEDSINCE {before})") == [3]
+    assert changed(f"FETCH 1:* (UID FLAGS) (CHANGEDSINCE {before})") == [1, 3]
+    assert changed(f"UID FETCH 2 (FLAGS) (CHANGEDSINCE {before})") == []
+    assert changed(f"UID FETCH 1,3:5 (FLAGS) (CHANGEDSINCE {before})") == [1, 3]
+    mailbox.command("SEARCH RETURN (SAVE) 2:3")
+    assert changed(f"UID FETCH $ (FLAGS) (CHANGEDSINCE {before})") == [3]
+    assert status(mailbox.command(f"FETCH 2:9 (FLAGS) (CHANGEDSINCE {before})")) == "BAD"
+
+
 def test_vanished_earlier_with_changedsince(imap, alice):
     """RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) after ENABLE QRESYNC."""
     for n in range(1, 4):

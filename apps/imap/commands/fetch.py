@@ -78,14 +78,21 @@ async def fetch(session: Session, command: Command) -> Reply:
     assert isinstance(args, Fetch)
     selected = session.selected
     assert selected is not None and session.user is not None
-    pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     items = _items(args)
+    # With CHANGEDSINCE and nothing that sets \Seen, only the changed messages matter:
+    # found first, so "1:*" of a big folder is not walked message by message.
+    changed_only = args.changed_since is not None and not any(_sets_seen(i) for i in items)
+    if changed_only:
+        assert args.changed_since is not None
+        pairs = await _changed_pairs(session, selected, args, args.changed_since)
+    else:
+        pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     if any(isinstance(i, FetchAttr) and i.name == "MODSEQ" for i in items):
         session.enable_condstore()  # RFC 7162 §3.1: FETCH MODSEQ enables CONDSTORE
     if args.vanished and args.changed_since is not None:
         await _vanished(session, selected, args)
     changed_flags = await _mark_seen(session, selected, pairs, items)
-    if args.changed_since is not None:
+    if args.changed_since is not None and not changed_only:
         pairs = await _changed_since(selected, pairs, args.changed_since)
     if _flags_only(items):
         await _fetch_flags(session, selected, pairs, items)
@@ -146,6 +153,16 @@ async def _mark_seen(
     for uid, modseq, _ in result.changed:
         selected.note_sent(uid, modseq)
     return {uid for uid, _, _ in result.changed}
+
+
+async def _changed_pairs(
+    session: Session, selected: SelectedMailbox, args: Fetch, modseq: int
+) -> list[tuple[int, int]]:
+    """RFC 7162 §3.1.4.1: the messages of the set whose modseq is above CHANGEDSINCE."""
+    rows = await query.run(query.changed_rows)(selected.folder_id, modseq)
+    return selected.resolve_among(
+        args.sequence_set, (row[0] for row in rows), uid=args.uid, saved=session.saved
+    )
 
 
 async def _changed_since(
