@@ -12,7 +12,8 @@ connection limits raised for the idle test. Clients are asyncio sockets in this 
 
 Reported: SELECT (the first ever, from the index file the worker keeps; the first with
 the file lost; the first after a restart; warm),
-UID FETCH 1:* (FLAGS), FETCH of 50 ENVELOPEs, STATUS, UID SEARCH on a header and on body text,
+UID FETCH 1:* (FLAGS), the same with CHANGEDSINCE (a CONDSTORE resync with nothing changed),
+FETCH of 50 ENVELOPEs, STATUS, UID SEARCH on a header and on body text,
 EXPUNGE of one message (median of 5 runs each); the mixed load in commands per second
 (login, select, fetch, store, expunge, append, noop, logout); RSS growth per idle IDLE
 connection, and how long a delivery takes to reach all of them.
@@ -226,10 +227,12 @@ def fresh_server_select(data_dir: Path, label: str) -> None:
 async def single_client(port: int) -> None:
     client = await Client.connect(port)
     await client.login(BIG)
-    await client.command("SELECT INBOX")
+    selected = b"".join(await client.command("SELECT INBOX"))
+    highest = int(re.search(rb"HIGHESTMODSEQ (\d+)", selected).group(1))  # type: ignore[union-attr]
     rows = [
         ("SELECT (warm)", "SELECT INBOX"),
         ("UID FETCH 1:* (FLAGS)", "UID FETCH 1:* (FLAGS)"),
+        ("UID FETCH 1:* (FLAGS) (CHANGEDSINCE)", f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {highest})"),
         ("FETCH of 50 ENVELOPEs", "FETCH 5001:5050 (ENVELOPE)"),
         ("STATUS (MESSAGES UNSEEN UIDNEXT)", "STATUS INBOX (MESSAGES UNSEEN UIDNEXT)"),
         ("UID SEARCH on a header", 'UID SEARCH SUBJECT "token1234"'),
