@@ -304,3 +304,19 @@ def test_first_unseen_reads_the_seen_bit_alone():
     assert entry.first_unseen() == 12
     entry.flags = array("B", [seen] * 4)
     assert entry.first_unseen() is None
+
+
+def test_the_periodic_task_keeps_files_for_mail_that_came_another_way(
+    inbox, alice, small_thresholds
+):
+    """Mail appended or copied (not filed by the pipeline) gets its folder's file from
+    the worker's periodic task (CELERY_BEAT_SCHEDULE "save-imap-indexes")."""
+    from django.conf import settings
+
+    from workers.tasks import save_imap_indexes
+
+    assert settings.CELERY_BEAT_SCHEDULE["save-imap-indexes"]["task"] == "imap.save_indexes"
+    assert index_file.read(inbox.pk) is None
+    assert save_imap_indexes() == 1
+    saved = index_file.read(inbox.pk)
+    assert saved is not None and list(saved.uids) == [1, 2, 3, 4, 5]
