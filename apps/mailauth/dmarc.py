@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email import policy as email_policy
+from email.headerregistry import AddressHeader
 from email.parser import BytesHeaderParser
 from functools import cache, lru_cache
 
@@ -101,14 +102,25 @@ def _a_label(domain: str) -> str | None:
 
 
 def author_domains(message: bytes) -> list[str]:
-    """Every distinct domain in every From field of `message`, in order."""
-    headers = BytesHeaderParser(policy=email_policy.default).parsebytes(message)
+    """Every distinct domain in every From field of `message`, in order.
+
+    The header section alone is parsed, and each From value goes straight to the parser
+    the email package's header registry uses (RFC 5322 §3.4 address-list, strict about
+    the tricks that make a domain look like another): the registry's own wrapping made
+    this half of the cost of DMARC on every inbound message."""
+    end = message.find(b"\r\n\r\n")
+    head = message[: end + 4] if end != -1 else message
+    headers = BytesHeaderParser(policy=email_policy.default).parsebytes(head)
     domains: list[str] = []
-    for value in headers.get_all("From") or []:
-        for address in getattr(value, "addresses", ()):
-            domain = _a_label(address.domain)
-            if domain and domain not in domains:
-                domains.append(domain)
+    for name, raw in headers.raw_items():
+        if name.lower() != "from":
+            continue
+        unfolded = "".join(raw.splitlines())  # as the default policy unfolds a value
+        for address in AddressHeader.value_parser(unfolded).addresses:
+            for mailbox in address.all_mailboxes:
+                domain = _a_label(mailbox.domain or "")
+                if domain and domain not in domains:
+                    domains.append(domain)
     return domains
 
 

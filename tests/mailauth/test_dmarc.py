@@ -192,10 +192,18 @@ def test_a_message_without_from_is_a_permerror(zone: DNSZone) -> None:
         (["undisclosed-recipients:;"], []),
         (["a@[192.0.2.1]"], []),
         ([], []),
+        (["Alice\r\n <alice@example.org>"], ["example.org"]),  # folded over two lines
+        (["alice@example.org)<bob@example.net>"], ["example.org"]),  # CVE-2023-27043 shape
+        (["a@x.test (really <b@y.test>)"], ["x.test"]),  # an address in a comment is not one
     ],
 )
 def test_it_finds_the_author_domains(from_fields: list[str], domains: list[str]) -> None:
     assert author_domains(message(*from_fields)) == domains
+
+
+def test_a_from_line_in_the_body_is_not_an_author() -> None:
+    raw = b"From: a@x.test\r\nSubject: hi\r\n\r\nFrom: b@y.test\r\n"
+    assert author_domains(raw) == ["x.test"]
 
 
 @pytest.mark.parametrize(
