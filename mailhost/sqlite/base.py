@@ -73,6 +73,7 @@ class DatabaseWrapper(_SQLiteWrapper):
             self._queue_fd = None
 
     def _leave_queue(self) -> None:
-        if self._queued and self._queue_fd is not None:
+        # Never through a file inherited across a fork: that would release the parent's.
+        if self._queued and self._queue_fd is not None and self._queue_pid == os.getpid():
             fcntl.flock(self._queue_fd, fcntl.LOCK_UN)
         self._queued = False

@@ -63,3 +63,18 @@ def test_a_forked_process_queues_behind_its_parent():
             os._exit(1)
         _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_forked_process_never_releases_its_parents_place():
+    """A child that inherited a connection in a transaction and closes it must not
+    unlock the parent's queue file (one open file, one lock)."""
+    connection.ensure_connection()
+    with transaction.atomic():
+        pid = os.fork()
+        if pid == 0:
+            ours: Any = connection
+            ours._close()
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert not _queue_is_free()
+    assert _queue_is_free()
