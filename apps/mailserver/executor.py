@@ -1,10 +1,10 @@
 """The thread pool where listeners run their blocking work (database, DNS, fsync).
 
 Protocol sessions call `in_thread(fn)`, which runs on the loop's default executor; the
-supervisor installs this one. After each task it hands
-pooled PostgreSQL connections back to the pool: a worker thread would otherwise keep one
-checked out for its whole life, and a pool of N serves only N threads. SQLite
-connections stay open per thread (opening one costs more than it saves).
+supervisor installs this one. After each task it hands pooled PostgreSQL connections back
+to the pool: a worker thread would otherwise keep one checked out for its whole life, and
+a pool of N serves only N threads. SQLite connections stay open per thread (opening one
+costs more than it saves).
 """
 
 from __future__ import annotations
