@@ -111,12 +111,16 @@ def _database() -> dict[str, Any]:
         }
     config: dict[str, Any] = dict(dj_database_url.parse(url))
     if config["ENGINE"] == "django.db.backends.postgresql":
+        server_side_binding = env_bool("DATABASE_SERVER_SIDE_BINDING", True)
         config["OPTIONS"] = {
             "pool": {"min_size": 1, "max_size": env_int("DATABASE_POOL_SIZE", 20)},
             # Server-side binding lets psycopg prepare the statements run for every
-            # message (deliveries went from 345 to 447/s with 8 writers). Turn it off
-            # behind a pooler that cannot keep prepared statements (PgBouncer < 1.21).
-            "server_side_binding": env_bool("DATABASE_SERVER_SIDE_BINDING", True),
+            # message: a statement run 5 times on a connection is prepared there, and
+            # PostgreSQL then skips parsing and planning it (Django leaves preparing off
+            # unless asked). Turn both off behind a pooler that cannot keep prepared
+            # statements (PgBouncer < 1.21).
+            "server_side_binding": server_side_binding,
+            "prepare_threshold": 5 if server_side_binding else None,
         }
     # Test runs that share one server get their own test database, named after the data
     # directory, so two checkouts (or CI and a developer) never drop each other's.
