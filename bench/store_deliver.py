@@ -5,8 +5,10 @@ directory, and PostgreSQL when DATABASE_URL is set (a scratch database is create
 dropped). Writers are threads of one process sharing the group committer, as in the
 server (the Celery worker's threads, the SMTP listener's thread pool); `--processes`
 makes them separate processes with no group commit, the worst case. Every delivery is
-durable when it returns: the blob is fsynced (file and directory), and the commit is
-synchronous (SQLite synchronous=FULL in WAL mode; PostgreSQL synchronous_commit=on).
+durable when it returns: the commit is synchronous (SQLite synchronous=FULL in WAL mode;
+PostgreSQL synchronous_commit=on), and the message's bytes are in it (a StoredBlob row,
+as for every message up to 128 KB; a bigger one's blob file is fsynced, with its
+directory, before the commit).
 
     .venv/bin/python bench/store_deliver.py [--messages 2000] [--writers 1 8] [--processes]
         [--repeat 3]

@@ -171,9 +171,8 @@ def _file_batch(rows: list[Incoming]) -> int:
 
 
 def _message_of(row: Incoming) -> services.NewMessage:
-    """The row's message, parsed; a message that came in the row is written to the blob
-    store now, while the batch is parsed (durable before the transaction that files it
-    commits: `_file` waits for it)."""
+    """The row's message, parsed. One that came in the row goes into the blob store with
+    the transaction that files it (`NewMessage.writing`: a StoredBlob row when small)."""
     if row.data is not None:
         return services.NewMessage.writing(bytes(row.data))
     return services.NewMessage.from_blob(row.blob_key, row.size)
@@ -206,7 +205,8 @@ def _file(incoming: Incoming, message: services.NewMessage) -> int:
                 envid=incoming.envid,
                 ret=incoming.ret,
             )
-        message.wait_written()  # the rows name the blob: durable before they commit
+        if not user_ids:  # (deliver stored it)
+            message.store_blob()  # the relay's rows name the blob: durable with them
     return 1
 
 

@@ -10,18 +10,27 @@ steps matters:
 - the collector only takes blobs older than `ORPHAN_AGE_SECONDS` that no row names, moves
   each aside first and looks at its mtime again, so a writer that refreshed it in between
   gets it back.
+
+Small blobs kept in the database (`StoredBlob`) follow the same rule inside it: a writer
+stores the bytes again in the transaction that names them, refreshing `stored_at`, and the
+collector's single DELETE takes only rows whose `stored_at` is old and that no row names.
+On PostgreSQL a DELETE that meets a row a writer is refreshing waits for that writer, then
+re-checks the new `stored_at` and leaves it; on SQLite writers take turns.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from django.apps import apps
+from django.db import connection
+from django.utils import timezone
 
-from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Message
+from apps.mailstore.blobs import KEY, blob_store
+from apps.mailstore.models import Message, StoredBlob
 
 # A blob is written before its row commits; only blobs older than this can be orphans.
 ORPHAN_AGE_SECONDS = 3600
@@ -41,15 +50,34 @@ def collect_unreferenced_blobs(min_age: float = ORPHAN_AGE_SECONDS) -> int:
     for path in store.tmp.iterdir():
         if _older_than(path, cutoff):
             path.unlink(missing_ok=True)
-    return removed
+    return removed + _collect_stored(min_age)
+
+
+def _collect_stored(min_age: float) -> int:
+    """Delete old StoredBlob rows that no row of any model with a `blob_key` names."""
+    quote = connection.ops.quote_name
+    table = quote(StoredBlob._meta.db_table)
+    unnamed = " ".join(
+        f"AND NOT EXISTS (SELECT 1 FROM {quote(model._meta.db_table)} r"
+        f" WHERE r.blob_key = {table}.{KEY})"
+        for model in _naming_models()
+    )
+    cutoff = timezone.now() - timedelta(seconds=min_age)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE stored_at < %s {unnamed}", [cutoff])
+        return cursor.rowcount
+
+
+def _naming_models() -> list:
+    return [m for m in apps.get_models() if any(f.name == "blob_key" for f in m._meta.fields)]
 
 
 def keys_in_queues() -> set[str]:
     """Blob keys named by every model with a `blob_key` except messages in folders: the
     queues are small, and a new one is protected without being listed here."""
     keys: set[str] = set()
-    for model in apps.get_models():
-        if model is not Message and any(f.name == "blob_key" for f in model._meta.fields):
+    for model in _naming_models():
+        if model is not Message:
             keys.update(model._default_manager.values_list("blob_key", flat=True))
     return keys
 

@@ -1,7 +1,8 @@
 """Folders, messages, the expunge log and per-user usage.
 
-A message's bytes live in the blob store under `blob_key`; the row holds what IMAP and the
-webmail need without reading them again: flags, envelope, body structure, sort fields.
+A message's bytes live in the blob store under `blob_key` (a file, or a `StoredBlob` row
+when small); the row holds what IMAP and the webmail need without reading them again:
+flags, envelope, body structure, sort fields.
 """
 
 from __future__ import annotations
@@ -178,3 +179,19 @@ class Incoming(models.Model):
     # files it. Null: the message is already in the blob store.
     data = models.BinaryField(null=True, blank=True)
     attempts = models.IntegerField(default=0)
+
+
+class StoredBlob(models.Model):
+    """A small message's bytes, kept in the database rather than in a file of the blob
+    store (`apps.mailstore.blobs`): same content address (SHA-256), one copy per distinct
+    message, durable with the transaction that files the message, with no file to create
+    and fsync with its directory.
+
+    `stored_at` is refreshed by every transaction that stores the bytes again, as a blob
+    file's mtime is: the collector takes only rows older than its grace period that
+    nothing names (apps.mailstore.maintenance).
+    """
+
+    key = models.CharField(max_length=64, primary_key=True)
+    data = models.BinaryField()
+    stored_at = models.DateTimeField()

@@ -1,11 +1,12 @@
-"""One delivery in one PostgreSQL statement: quota, folder, UID and Message row.
+"""One delivery in one PostgreSQL statement: quota, folder, UID, Message row and bytes.
 
 On PostgreSQL every statement is a network round trip, and a delivery is three of them
 (charge the quota, reserve a UID, insert the row). Data-modifying CTEs chain them in one
 statement with the same locking and the same outcome as `services.deliver_many`'s steps:
 the quota UPDATE is conditional, the folder UPDATE locks the row (so UIDs stay unique and
-increasing) and the row goes in with the UID that UPDATE returned. SQLite has no such
-CTEs; it takes the three statements, which cost it no round trip.
+increasing) and the row goes in with the UID that UPDATE returned; a small message's
+bytes (its StoredBlob row) ride along. SQLite has no such CTEs; it takes the separate
+statements, which cost it no round trip.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.mailstore import plainsql
-from apps.mailstore.models import Account, Folder, Message
+from apps.mailstore.blobs import KEY
+from apps.mailstore.models import Account, Folder, Message, StoredBlob
 
 INBOX = "INBOX"
 _PLACED = ("folder_id", "uid", "modseq")  # what the statement itself decides
 
 
 @cache
-def _statement(enforce_quota: bool) -> tuple[str, list]:
+def _statement(enforce_quota: bool, keep_blob: bool) -> tuple[str, list]:
     fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
     rest = [f for f in fields if f.attname not in _PLACED]
     quote = connection.ops.quote_name
@@ -36,8 +38,18 @@ def _statement(enforce_quota: bool) -> tuple[str, list]:
     folders, messages = Folder._meta.db_table, Message._meta.db_table
     quota = f"(SELECT quota_bytes FROM {users} WHERE id = %(user)s)"
     within = f" AND ({quota} = 0 OR used_bytes + %(size)s <= {quota})" if enforce_quota else ""
+    # The message's bytes, when they are kept in the database, go in with the first
+    # user's delivery (as blobs.keep_in_database does it); a no-op CTE otherwise.
+    stored = StoredBlob._meta.db_table
+    kept = (
+        f"INSERT INTO {stored} ({KEY}, data, stored_at)"
+        f" VALUES (%(blob_key)s, %(blob_data)s, %(now)s)"
+        f" ON CONFLICT ({KEY}) DO UPDATE SET stored_at = excluded.stored_at RETURNING 1"
+        if keep_blob
+        else "SELECT 1"
+    )
     sql = f"""
-        WITH charged AS (
+        WITH kept AS ({kept}), charged AS (
             UPDATE {accounts} SET used_bytes = used_bytes + %(size)s,
                 message_count = message_count + 1
             WHERE user_id = %(user)s{within} RETURNING 1
@@ -66,11 +78,17 @@ def _fields(names: tuple[str, ...]) -> list:
 
 
 def deliver(
-    user_id: int, row: dict, *, special_use: str, enforce_quota: bool
+    user_id: int,
+    row: dict,
+    *,
+    special_use: str,
+    enforce_quota: bool,
+    blob: tuple[str, bytes] | None = None,
 ) -> tuple[int, int, int] | None:
     """File `row` (a Message row without folder, UID and modseq) for the user; returns
-    (folder id, uid, modseq), or None when it would exceed the quota."""
-    sql, rest = _statement(enforce_quota)
+    (folder id, uid, modseq), or None when it would exceed the quota. `blob` (key, bytes)
+    is stored as a StoredBlob row in the same statement."""
+    sql, rest = _statement(enforce_quota, blob is not None)
     params: dict = {
         "user": user_id,
         "size": row["size"],
@@ -78,6 +96,8 @@ def deliver(
         "inbox": INBOX,
         "now": timezone.now(),
     }
+    if blob is not None:
+        params["blob_key"], params["blob_data"] = blob
     for i, f in enumerate(rest):
         params[f"v{i}"] = f.get_db_prep_save(plainsql.field_value(f, row), connection)
     with connection.cursor() as cursor:

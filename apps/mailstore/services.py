@@ -22,7 +22,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.mailstore import events, fulltext, pgdelivery, plainsql, uidsets
+from apps.mailstore import blobs, events, fulltext, pgdelivery, plainsql, uidsets
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.models import Account, Expunged, Folder, Message
 
@@ -65,7 +65,8 @@ class NewMessage:
     blob_key: str
     size: int
     parsed: ParsedMessage
-    written: Future[str] | None = None
+    written: Future[str] | None = None  # a blob file being written
+    data: bytes | None = None  # bytes for a StoredBlob row, written by `store_blob`
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> NewMessage:
@@ -75,18 +76,31 @@ class NewMessage:
 
     @classmethod
     def writing(cls, raw: bytes) -> NewMessage:
-        """As `from_bytes`, with the blob's fsyncs overlapping the parse and the
-        database statements of the delivery (which waits for them before its commit)."""
+        """As `from_bytes`, but durable only with the transaction that files it (which
+        must call `store_blob`): a small message goes into that transaction as a
+        StoredBlob row; a big one's file is written, and its fsyncs overlap the parse
+        and the delivery's statements."""
         from apps.mailstore.mime import parse_message
 
+        if blobs.in_database(len(raw)):
+            key = hashlib.sha256(raw).hexdigest()
+            return cls(key, len(raw), parse_message(raw), data=raw)
         key, written = blob_store().put_soon(raw)
         return cls(key, len(raw), parse_message(raw), written)
 
-    def wait_written(self) -> None:
-        """Return once the blob is durable (at once if it already was); raise if
-        writing it failed, so the transaction that names it rolls back."""
+    def wait_file(self) -> None:
+        """Return once a blob file being written is durable (at once if there is none);
+        raise if writing it failed."""
         if self.written is not None:
             self.written.result()
+
+    def store_blob(self) -> None:
+        """Make the bytes durable with the current transaction, which commits rows naming
+        them: write their StoredBlob row, or wait for their file. Raises if that fails,
+        so the transaction rolls back."""
+        if self.data is not None:
+            blobs.keep_in_database(self.blob_key, self.data)
+        self.wait_file()
 
     @classmethod
     def from_blob(cls, blob_key: str, size: int) -> NewMessage:
@@ -98,11 +112,11 @@ class NewMessage:
 
 def before_write_lock(messages: Iterable[NewMessage]) -> None:
     """Call before the transaction that files `messages`. SQLite has one write lock for
-    every process (SMTP's accepts wait on it too), so its blobs finish now rather than
+    every process (SMTP's accepts wait on it too), so blob files finish now rather than
     while that lock is held; PostgreSQL's finish during the delivery's own statements."""
     if connection.vendor == "sqlite":
         for message in messages:
-            message.wait_written()
+            message.wait_file()
 
 
 @dataclass
@@ -285,16 +299,19 @@ def deliver_many(
     # gives each of its units a savepoint when it needs one.
     with transaction.atomic(savepoint=False):
         for message, user_ids in batch:
-            for user_id in dict.fromkeys(user_ids):
+            for n, user_id in enumerate(dict.fromkeys(user_ids)):
                 placed = _deliver_one(
-                    user_id, message, special_use, flag_list, internal_date, enforce_quota
+                    user_id, message, special_use, flag_list, internal_date, enforce_quota, n == 0
                 )
                 if placed is None:
                     result.over_quota.append(user_id)
                 else:
                     result.delivered.append((user_id, *placed))
-        for message, _ in batch:  # the rows name their blobs: those must be durable first
-            message.wait_written()
+        for message, user_ids in batch:  # the rows name their blobs: durable with them
+            if connection.vendor == "postgresql" and user_ids:
+                message.wait_file()  # a StoredBlob row went with the first user's statement
+            else:
+                message.store_blob()
     for user_id, folder_id in {(u, f) for u, f, _ in result.delivered}:
         _publish_after_commit(user_id, folder_id)
     return result
@@ -307,13 +324,16 @@ def _deliver_one(
     flags: list[str],
     internal_date: datetime | None,
     enforce_quota: bool,
+    keep_bytes: bool,
 ) -> tuple[int, int] | None:
     """Charge the quota, reserve a UID and insert the row: (folder id, uid), or None when
-    over quota. One statement on PostgreSQL (pgdelivery), three plain ones on SQLite."""
+    over quota. One statement on PostgreSQL (pgdelivery), which with `keep_bytes` also
+    writes the message's StoredBlob row if it has one; three plain ones on SQLite."""
     if connection.vendor == "postgresql":
         row = _row(0, 0, 0, message, flags, internal_date)
+        kept = (message.blob_key, message.data) if keep_bytes and message.data is not None else None
         placed = pgdelivery.deliver(
-            user_id, row, special_use=special_use, enforce_quota=enforce_quota
+            user_id, row, special_use=special_use, enforce_quota=enforce_quota, blob=kept
         )
         return None if placed is None else (placed[0], placed[1])
     if not _charge_quota(user_id, message.size, 1, enforce=enforce_quota):
@@ -337,7 +357,7 @@ def append(
             raise QuotaExceeded("Quota exceeded")
         uid, modseq = _bump(folder.pk, 1)
         Message.objects.create(**_row(folder.pk, uid, modseq, message, list(flags), internal_date))
-        message.wait_written()
+        message.store_blob()
     _publish_after_commit(user.pk, folder.pk)
     return folder.uidvalidity, uid
 
@@ -817,6 +837,6 @@ def append_many(
                 Message, _row(folder_id, first_uid + i, modseq, message, list(flags), date)
             )
         for message, _, _ in messages:
-            message.wait_written()
+            message.store_blob()
     _publish_after_commit(user.pk, folder_id)
     return uidvalidity, [first_uid + i for i in range(len(messages))]

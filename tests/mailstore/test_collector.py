@@ -1,15 +1,20 @@
 """The blob collector: what no row names goes after an hour; what a folder or a queue
-still needs stays, and so does a blob that a new delivery has just found already stored."""
+still needs stays, and so does a blob that a new delivery has just found already stored.
+The same holds for small messages' bytes kept in the database (StoredBlob rows)."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from datetime import timedelta
+
+from django.utils import timezone
 
 from apps.mailstore import services
 from apps.mailstore.blobs import blob_store
 from apps.mailstore.maintenance import collect_unreferenced_blobs
-from apps.mailstore.models import Incoming
+from apps.mailstore.models import Incoming, Message, StoredBlob
 from apps.relay import services as relay
 
 TWO_HOURS_AGO = time.time() - 7200
@@ -50,3 +55,39 @@ def test_storing_the_same_bytes_again_saves_an_old_orphan_from_the_collector(db)
     assert blob_store().put(b"Subject: again\r\n\r\nagain\r\n") == key
     collect_unreferenced_blobs()
     assert blob_store().exists(key)
+
+
+def kept_in_database(text: str, alice, *, age: float = 7200) -> str:
+    """A small message filed for alice and expunged again, its StoredBlob row `age`
+    seconds old: an orphan once old enough."""
+    raw = f"Subject: {text}\r\n\r\n{text}\r\n".encode()
+    services.deliver(services.NewMessage.writing(raw), [alice.id])
+    key = hashlib.sha256(raw).hexdigest()
+    Message.objects.filter(blob_key=key).delete()
+    StoredBlob.objects.filter(key=key).update(stored_at=timezone.now() - timedelta(seconds=age))
+    return key
+
+
+def test_stored_rows_that_nothing_names_are_collected_after_an_hour(alice):
+    orphan, young, incoming, outgoing, filed = (
+        kept_in_database(name, alice, age=60 if name == "young" else 7200)
+        for name in ("orphan", "young", "incoming", "outgoing", "filed")
+    )
+    Incoming.objects.create(blob_key=incoming, size=40, source="mx", recipients=[])
+    relay.enqueue(
+        blob_key=outgoing, size=40, mail_from=alice.address, recipients=[{"address": "x@far.test"}]
+    )
+    services.deliver(services.NewMessage.from_blob(filed, 40), [alice.id])
+    assert collect_unreferenced_blobs() >= 1
+    remaining = set(StoredBlob.objects.values_list("key", flat=True))
+    assert orphan not in remaining
+    assert remaining == {young, incoming, outgoing, filed}
+    assert blob_store().read(filed) == b"Subject: filed\r\n\r\nfiled\r\n"
+
+
+def test_delivering_the_same_small_message_again_saves_its_old_row(alice):
+    key = kept_in_database("again", alice)
+    services.deliver(services.NewMessage.writing(b"Subject: again\r\n\r\nagain\r\n"), [alice.id])
+    Message.objects.filter(blob_key=key).delete()  # expunged again at once: young, it stays
+    collect_unreferenced_blobs()
+    assert StoredBlob.objects.filter(key=key).exists()

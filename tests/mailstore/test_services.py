@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from django.db import transaction
 
 from apps.accounts.models import User
-from apps.mailstore import groupcommit, services
+from apps.mailstore import blobs, groupcommit, services
 from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Account, Expunged, Folder, Message
+from apps.mailstore.models import Account, Expunged, Folder, Message, StoredBlob
 
 ALL = [(1, 2**31)]
 
@@ -76,19 +77,51 @@ def test_a_delivery_over_quota_is_refused_and_changes_nothing(personas):
     assert inbox(alice).uidnext == 2
 
 
-def test_a_message_written_alongside_is_durable_before_its_delivery_returns(alice):
-    raw = b"From: bob@example.org\r\nSubject: Soon\r\n\r\nWritten while it is filed.\r\n"
+BIG_BODY = b"A line of a big message, kept in a file of the blob store.\r\n" * 3000
+
+
+def test_a_big_message_written_alongside_is_durable_before_its_delivery_returns(alice):
+    raw = b"From: bob@example.org\r\nSubject: Soon\r\n\r\n" + BIG_BODY
+    assert not blobs.in_database(len(raw))
     new = services.NewMessage.writing(raw)
     services.deliver(new, [alice.id])
     assert new.written is not None and new.written.done()
+    assert blob_store().path(new.blob_key).read_bytes() == raw
+
+
+def test_a_small_message_is_kept_in_the_database_with_its_delivery(alice):
+    raw = b"From: bob@example.org\r\nSubject: Small\r\n\r\nNo file of its own.\r\n"
+    new = services.NewMessage.writing(raw)
+    services.deliver(new, [alice.id])
+    assert not blob_store().path(new.blob_key).exists()
+    assert StoredBlob.objects.get(key=new.blob_key).stored_at is not None
     assert blob_store().read(new.blob_key) == raw
+    assert blob_store().read_range(new.blob_key, 6, 15) == b"bob@example.org"
+    assert b"".join(blob_store().iter_chunks(new.blob_key, size=7)) == raw
+    with blob_store().open(new.blob_key) as stream:
+        assert stream.read() == raw
+    # The same bytes delivered again (a second copy, another user) share the row.
+    services.deliver(services.NewMessage.writing(raw), [alice.id])
+    assert StoredBlob.objects.filter(key=new.blob_key).count() == 1
+    assert Message.objects.filter(folder=inbox(alice), blob_key=new.blob_key).count() == 2
+
+
+def test_a_small_message_whose_delivery_rolls_back_leaves_no_stored_bytes(alice):
+    """The StoredBlob row belongs to the delivery's transaction: gone with it."""
+    raw = b"From: bob@example.org\r\nSubject: Undone\r\n\r\nRolled back.\r\n"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.deliver(services.NewMessage.writing(raw), [alice.id])
+        assert StoredBlob.objects.count() == 1
+        raise RuntimeError("the transaction fails after the delivery")
+    assert not StoredBlob.objects.exists() and not Message.objects.exists()
+    assert not blob_store().exists(hashlib.sha256(raw).hexdigest())
 
 
 def test_a_blob_that_cannot_be_written_fails_its_delivery(alice, settings, tmp_path):
     """The row must never commit without its blob: a write failing on the writer thread
     rolls back the delivery (and a group commit's unit) that named it."""
     settings.BLOB_DIR = tmp_path / "blobs"
-    raw = b"From: bob@example.org\r\nSubject: Lost\r\n\r\nNowhere to go.\r\n"
+    raw = b"From: bob@example.org\r\nSubject: Lost\r\n\r\n" + BIG_BODY
     key = hashlib.sha256(raw).hexdigest()
     blob_store()  # makes the store's directories
     (tmp_path / "blobs" / key[:2]).write_bytes(b"a file where the directory should be")

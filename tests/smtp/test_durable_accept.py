@@ -11,7 +11,7 @@ import smtplib
 
 from apps.mailstore import inbound
 from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Incoming
+from apps.mailstore.models import Incoming, StoredBlob
 from tests.mailclient import raw_message, wait_for_messages
 
 
@@ -39,7 +39,12 @@ def test_both_kinds_reach_the_mailbox_byte_exact(mailsystem, live_personas):
     port = mailsystem.port("smtp")
     bodies = ["small\r\n", ("y" * 998 + "\r\n") * 140]
     sent = [send(port, "a@remote.test", bob.address, body) for body in bodies]
-    stored = [blob_store().read(m.blob_key) for m in wait_for_messages(bob.id, 2)]
+    small, big = wait_for_messages(bob.id, 2)
+    stored = [blob_store().read(m.blob_key) for m in (small, big)]
     for raw, kept in zip(sent, stored, strict=True):
         assert kept.endswith(raw)  # after the trace and Authentication-Results headers
     assert not Incoming.objects.exists()
+    # Filed, the small one's bytes are a database row, the big one's a blob file.
+    assert StoredBlob.objects.filter(key=small.blob_key).exists()
+    assert not blob_store().path(small.blob_key).exists()
+    assert blob_store().path(big.blob_key).exists()
