@@ -30,6 +30,15 @@ MIN_RSA_BITS = 1024
 # RFC 8301 §3.1: signatures using SHA-1 must not be considered valid.
 REFUSED_ALGORITHMS = {"rsa-sha1"}
 HEADER_B_LENGTH = 8  # RFC 6008 §4: header.b carries enough of b= to tell signatures apart
+# A DKIM-Signature field at the start of a header line (RFC 5322 §3.6.8; obs-optional lets
+# white space come before the colon).
+SIGNATURE_FIELD = re.compile(rb"^dkim-signature[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def _header_end(message: bytes) -> int:
+    """Where the header section ends (the blank line), or the end of a message without one."""
+    end = message.find(b"\r\n\r\n")
+    return len(message) if end == -1 else end
 
 
 @dataclass(frozen=True)
@@ -137,6 +146,8 @@ def _outcome(verifier: dkim.DKIM, idx: int, lookup: Callable[..., bytes]) -> tup
 
 def verify(message: bytes, resolver: Resolver) -> list[DKIMResult]:
     """One result per DKIM-Signature field, topmost first; [] when the message has none."""
+    if not SIGNATURE_FIELD.search(message, 0, _header_end(message)):
+        return []  # unsigned: dkimpy would parse the whole message to find nothing
     try:
         verifier = dkim.DKIM(message, logger=logger, minkey=MIN_RSA_BITS)
     except (dkim.DKIMException, IndexError):  # header section dkimpy cannot parse

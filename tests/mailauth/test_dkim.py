@@ -177,6 +177,13 @@ def test_an_unsigned_message_has_no_results(zone: DNSZone) -> None:
     assert zone.server.queries == []
 
 
+def test_a_field_name_in_any_case_is_found(zone: DNSZone, keys: Keys) -> None:
+    """Field names are case-insensitive (RFC 5322 §1.2.2): the quick look for a signature
+    before dkimpy parses the message must not miss a lower-case one."""
+    message = signed(keys, "ed25519-sha256").replace(b"DKIM-Signature:", b"dkim-signature:", 1)
+    assert [r.result for r in verify(message, zone.resolver)] == ["pass"]
+
+
 def test_a_message_with_lf_line_endings_verifies(zone: DNSZone, keys: Keys) -> None:
     message = signed(keys, "ed25519-sha256", message=MESSAGE.replace(b"\r\n", b"\n"))
     assert [r.result for r in verify(message, zone.resolver)] == ["pass"]
