@@ -55,6 +55,7 @@ class MailSMTP(SMTP):
         self.limiter = limiter
         self.stop_event = stop
         self.errors = 0
+        self._replies: list[bytes] = []  # replies waiting for the pipelined commands behind
         self.admitted_ip: str | None = None
         self._session_timer: asyncio.TimerHandle | None = None
 
@@ -112,6 +113,9 @@ class MailSMTP(SMTP):
 
     def _close(self) -> None:
         if self.transport is not None:
+            if self._replies:  # close() still sends what was written before it
+                self.transport.write(b"".join(self._replies))
+                self._replies.clear()
             self.transport.close()
 
     async def push(self, status) -> None:
@@ -120,10 +124,33 @@ class MailSMTP(SMTP):
         text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
         if text[:1] == "5":
             self.errors += 1
-        await super().push(status)
+        self._replies.append(self._reply_bytes(status))
+        # RFC 2920 §3.2: replies to pipelined commands may wait while the client's next
+        # commands are already here, and go out in one write (as Postfix's smtpd flushes
+        # only when its input is empty): a pipelined MAIL, RCPT, DATA gets one packet,
+        # not three. Only 250s wait; 354, 334, 220 (STARTTLS) and every error go at
+        # once, with whatever waited before them.
+        if not (text.startswith("250") and self._input_waiting()):
+            await self.flush_replies()
         if self.errors >= replies.MAX_BAD_COMMANDS and self.transport is not None:
             await super().push(replies.TOO_MANY_BAD_COMMANDS)
             self._close()
+
+    def _reply_bytes(self, status: str | bytes) -> bytes:
+        if isinstance(status, str):  # as aiosmtpd's own push encodes
+            status = status.encode("utf-8" if self.enable_SMTPUTF8 else "ascii")
+        return status + b"\r\n"
+
+    def _input_waiting(self) -> bool:
+        reader = self._reader
+        return reader is not None and bool(reader._buffer)  # type: ignore[attr-defined]
+
+    async def flush_replies(self) -> None:
+        """Send the replies that waited for the commands pipelined behind them."""
+        if self._replies and self._writer is not None:
+            self._writer.write(b"".join(self._replies))
+            self._replies.clear()
+            await self._writer.drain()
 
     # --- greeting and AUTH --------------------------------------------------------------
 
@@ -149,9 +176,8 @@ class MailSMTP(SMTP):
         if self._auth_allowed():
             lines.append("AUTH PLAIN LOGIN")
         lines.append("HELP")
-        for line in lines[:-1]:
-            await self.push(f"250-{line}")
-        await self.push(f"250 {lines[-1]}")
+        # One write for the whole reply (RFC 5321 §4.2.1 multiline), not one per line.
+        await self.push("\r\n".join([*(f"250-{line}" for line in lines[:-1]), f"250 {lines[-1]}"]))
 
     def _auth_allowed(self) -> bool:
         return self.is_encrypted() or self.event_handler.plaintext_auth_allowed(self.peer_ip())
@@ -381,3 +407,4 @@ class MailSMTP(SMTP):
             status = await self.event_handler.handle_message(self, self.sess(), self.tx(), spool)
         self._set_post_data_state()
         await self.push(status)
+        await self.flush_replies()  # an accepted message's 250 never waits (RFC 5321 §4.1.1.4)

@@ -62,6 +62,27 @@ def test_pipelined_commands_get_one_reply_each_in_order(mailsystem, live_persona
     assert wait_for_messages(bob.id, 1)[0].subject == "pipelined"
 
 
+def test_replies_to_a_pipelined_group_come_back_in_one_write(mailsystem, live_personas):
+    """RFC 2920 §3.2: the server may hold replies while the client's next commands are
+    already in. The first read after sending MAIL, RCPT and DATA at once gets all three
+    replies (sent one by one, it would get the 250 to MAIL before RCPT was even checked)."""
+    bob = live_personas["bob"]
+    with socket.create_connection(("127.0.0.1", mailsystem.port("smtp")), timeout=30) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()  # greeting
+        sock.sendall(b"EHLO client.test\r\n")
+        ehlo = sock.recv(65536)  # the whole multi-line EHLO reply is one write too
+        assert ehlo.endswith(b"250 HELP\r\n") and ehlo.count(b"\r\n") > 5
+        sock.sendall(
+            b"MAIL FROM:<a@remote.test>\r\nRCPT TO:<" + bob.address.encode() + b">\r\nDATA\r\n"
+        )
+        first = sock.recv(65536)
+        assert [line[:3] for line in first.splitlines()] == [b"250", b"250", b"354"]
+        sock.sendall(b"Subject: grouped\r\n\r\nbody\r\n.\r\nQUIT\r\n")
+        assert sock.recv(65536).startswith(b"250 ")
+    assert wait_for_messages(bob.id, 1)[0].subject == "grouped"
+
+
 def test_bdat_in_several_chunks_makes_one_message(mailsystem, live_personas):
     bob = live_personas["bob"]
     parts = [b"Subject: chunked\r\n", b"\r\nfirst half, ", b"second half\r\n.\r\n"]
