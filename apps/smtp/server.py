@@ -113,8 +113,8 @@ class MailSMTP(SMTP):
 
     def _close(self) -> None:
         if self.transport is not None:
-            if self._replies:  # close() still sends what was written before it
-                self.transport.write(b"".join(self._replies))
+            if self._replies and self._writer is not None:  # close() sends it first
+                self._writer.write(b"".join(self._replies))
                 self._replies.clear()
             self.transport.close()
 
