@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from datetime import timedelta
 
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.mailstore import services
@@ -91,3 +93,42 @@ def test_delivering_the_same_small_message_again_saves_its_old_row(alice):
     Message.objects.filter(blob_key=key).delete()  # expunged again at once: young, it stays
     collect_unreferenced_blobs()
     assert StoredBlob.objects.filter(key=key).exists()
+
+
+def test_a_collection_running_into_a_delivery_of_the_same_bytes_leaves_them(live_personas):
+    """The race the collector's DELETE must lose: a delivery has stored an orphan's bytes
+    again (refreshing the row) and not committed yet when the collector runs. On SQLite
+    the collector waits for the write lock; on PostgreSQL for the row lock, then re-reads
+    `stored_at`. Either way the row outlives the collection, and the message its bytes."""
+    alice = live_personas["alice"]
+    raw = b"Subject: race\r\n\r\nrace\r\n"
+    key = kept_in_database("race", alice)
+    stored_again, release = threading.Event(), threading.Event()
+
+    def deliver() -> None:
+        try:
+            with transaction.atomic():
+                services.deliver(services.NewMessage.writing(raw), [alice.id])
+                stored_again.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def collect() -> None:
+        try:
+            collect_unreferenced_blobs()
+        finally:
+            connection.close()
+
+    delivery = threading.Thread(target=deliver)
+    delivery.start()
+    assert stored_again.wait(10)
+    collector = threading.Thread(target=collect)
+    collector.start()
+    collector.join(0.5)  # it is waiting for the delivery's lock
+    release.set()
+    delivery.join(10)
+    collector.join(30)
+    assert StoredBlob.objects.filter(key=key).exists()
+    [message] = Message.objects.filter(folder__user_id=alice.id, blob_key=key)
+    assert blob_store().read(message.blob_key) == raw
