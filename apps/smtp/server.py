@@ -56,6 +56,7 @@ class MailSMTP(SMTP):
         self.stop_event = stop
         self.errors = 0
         self._replies: list[bytes] = []  # replies waiting for the pipelined commands behind
+        self._idle_deadline = 0.0  # loop time at which an idle session is closed
         self.admitted_ip: str | None = None
         self._session_timer: asyncio.TimerHandle | None = None
 
@@ -110,6 +111,23 @@ class MailSMTP(SMTP):
         if self.envelope is not None:
             self._discard_bdat()
         super().connection_lost(error)
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Push the idle deadline back (aiosmtpd calls this for every command). aiosmtpd
+        cancels and schedules a timer each time; here one timer stays and, firing early,
+        re-arms itself for the deadline as it stands then."""
+        self._idle_deadline = self.loop.time() + (duration or self._timeout_duration)
+        timer = self._timeout_handle
+        if timer is None or timer.cancelled() or timer.when() > self._idle_deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_timer)
+
+    def _idle_timer(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_timer)
+        else:
+            self._timeout_cb()
 
     def _close(self) -> None:
         if self.transport is not None:
@@ -329,9 +347,9 @@ class MailSMTP(SMTP):
                     # Up to the next ".\r\n": the whole message in one read unless a line
                     # ends in "." or it outgrows the buffer. Never past the end line.
                     try:
-                        piece = await asyncio.wait_for(
-                            self._reader.readuntil(b".\r\n"), replies.DATA_BLOCK_TIMEOUT
-                        )
+                        # asyncio.timeout, not wait_for: that makes a task per read.
+                        async with asyncio.timeout(replies.DATA_BLOCK_TIMEOUT):
+                            piece = await self._reader.readuntil(b".\r\n")
                     except asyncio.LimitOverrunError as overrun:
                         piece = await self._reader.read(overrun.consumed)
                     self._reset_timeout()
@@ -383,10 +401,8 @@ class MailSMTP(SMTP):
         try:
             async with asyncio.timeout(replies.DATA_TOTAL_TIMEOUT):
                 while remaining:
-                    piece = await asyncio.wait_for(
-                        self._reader.read(min(remaining, 1024 * 1024)),
-                        replies.DATA_BLOCK_TIMEOUT,
-                    )
+                    async with asyncio.timeout(replies.DATA_BLOCK_TIMEOUT):
+                        piece = await self._reader.read(min(remaining, 1024 * 1024))
                     if not piece:
                         self._close()
                         return False

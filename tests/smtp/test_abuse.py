@@ -6,6 +6,7 @@ from __future__ import annotations
 import smtplib
 import socket
 import threading
+import time
 
 from tests.mailclient import raw_message, wait_for_messages
 
@@ -91,3 +92,24 @@ def test_a_client_that_stops_sending_mid_data_has_acknowledged_nothing(mailserve
             b"Subject: cut\r\n\r\nhalf a mess" % bob.address.encode()
         )
     assert not Incoming.objects.exists()
+
+
+def test_an_idle_session_is_closed_and_a_busy_one_is_not(mailserver, monkeypatch):
+    """RFC 5321 §4.5.3.2.7: a server may close a session idle past its timeout. Every
+    command pushes the deadline back, so a client that keeps talking stays connected."""
+    from apps.smtp import replies
+
+    monkeypatch.setattr(replies, "COMMAND_TIMEOUT", 0.6)
+    port = mailserver.port("smtp")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as busy:
+        reader = busy.makefile("rb")
+        reader.readline()  # greeting
+        started = time.monotonic()
+        while time.monotonic() - started < 2.0:  # three timeouts' worth of NOOPs
+            busy.sendall(b"NOOP\r\n")
+            assert reader.readline().startswith(b"250")
+            time.sleep(0.2)
+        started = time.monotonic()
+        assert reader.readline().startswith(b"421 4.4.2 ")  # now idle: told, then closed
+        assert reader.readline() == b""
+        assert 0.4 < time.monotonic() - started < 5
