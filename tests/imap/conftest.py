@@ -30,12 +30,15 @@ def message(n: int = 1, *, subject: str | None = None, body: str = "", extra: st
 
 
 def deliver(persona, raw: bytes, folder: str = "") -> int:
-    """Put `raw` into the persona's INBOX (or the folder with that special use); its UID."""
-    result = services.deliver(services.NewMessage.from_bytes(raw), [persona.id], special_use=folder)
+    """Put `raw` into the persona's INBOX (or the folder with that special use), as the
+    pipeline files mail (a small message's bytes in the database); its UID."""
+    result = services.deliver(services.NewMessage.writing(raw), [persona.id], special_use=folder)
     return result.delivered[0][2]
 
 
 def deliver_many(persona, count: int, start: int = 1) -> None:
+    """Messages whose bytes are blob files (as APPEND's were before they moved into the
+    database): FETCH must read both kinds."""
     batch = [
         (services.NewMessage.from_bytes(message(n)), [persona.id])
         for n in range(start, start + count)

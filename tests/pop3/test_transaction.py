@@ -11,11 +11,13 @@ from apps.mailstore.models import Message
 from tests.pop3.conftest import deliver, message
 
 
-@pytest.fixture
-def three(alice) -> list[bytes]:
+@pytest.fixture(params=["file", "database"])
+def three(alice, request) -> list[bytes]:
+    """Three messages, their bytes in blob files or in the database (every test that
+    reads them runs with both)."""
     raws = [message(n) for n in (1, 2, 3)]
     for raw in raws:
-        deliver(alice, raw)
+        deliver(alice, raw, kept_in=request.param)
     return raws
 
 
