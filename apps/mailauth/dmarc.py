@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from email import policy as email_policy
+from email.errors import HeaderParseError
 from email.headerregistry import AddressHeader
 from email.parser import BytesHeaderParser
 from functools import cache, lru_cache
@@ -101,6 +102,31 @@ def _a_label(domain: str) -> str | None:
         return None
 
 
+# What the email package's header parsers raise on some malformed values besides their
+# own HeaderParseError ("From: <" and "Message-ID: <\\@" with Python 3.11).
+PARSER_FAILURES = (HeaderParseError, IndexError, AttributeError, TypeError, ValueError)
+# The From values most mail carries, whose domain needs no parser: "local@domain" or
+# "Display Name <local@domain>" (atoms, or one quoted-string without escapes), in RFC 5322
+# §3.4.1 dot-atom form. Anything else (comments, groups, several addresses, obsolete
+# syntax, address literals, 8-bit) goes to the full parser.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATEXT}(?:\.{_ATEXT})*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)"
+SIMPLE_FROM = re.compile(
+    rf"{_ADDR_SPEC}|(?:{_ATEXT}(?:[ \t]+{_ATEXT})*|\"[^\"\\\r\n]*\")?[ \t]*<{_ADDR_SPEC}>"
+)
+
+
+def from_domains(value: str) -> list[str]:
+    """The domains of the mailboxes in one From value (unfolded)."""
+    if simple := SIMPLE_FROM.fullmatch(value.strip(" \t")):
+        return [simple.group(1) or simple.group(2)]
+    try:
+        parsed = AddressHeader.value_parser(value)
+        return [m.domain or "" for a in parsed.addresses for m in a.all_mailboxes]
+    except PARSER_FAILURES:  # no author domain: DMARC's permerror (RFC 7489 §6.6.1)
+        return []
+
+
 def author_domains(message: bytes) -> list[str]:
     """Every distinct domain in every From field of `message`, in order.
 
@@ -116,11 +142,10 @@ def author_domains(message: bytes) -> list[str]:
         if name.lower() != "from":
             continue
         unfolded = "".join(raw.splitlines())  # as the default policy unfolds a value
-        for address in AddressHeader.value_parser(unfolded).addresses:
-            for mailbox in address.all_mailboxes:
-                domain = _a_label(mailbox.domain or "")
-                if domain and domain not in domains:
-                    domains.append(domain)
+        for name in from_domains(unfolded):
+            domain = _a_label(name)
+            if domain and domain not in domains:
+                domains.append(domain)
     return domains
 
 

@@ -10,6 +10,8 @@ from email.utils import format_datetime, getaddresses, make_msgid
 
 from django.utils import timezone
 
+from apps.mailauth.dmarc import PARSER_FAILURES
+
 HEADER_SCAN_LIMIT = 256 * 1024  # header blocks past this are not looked at
 
 
@@ -50,20 +52,24 @@ def header_block(head: bytes) -> bytes:
 
 
 def from_addresses(head: bytes) -> list[str]:
-    """Addresses in the From header(s), lower-cased."""
+    """Addresses in the From header(s), lower-cased; none when a From does not parse."""
     headers = BytesHeaderParser(policy=SMTPUTF8).parsebytes(header_block(head))
-    values = [str(v) for v in headers.get_all("From", [])]
-    return [addr.lower() for _, addr in getaddresses(values) if addr]
+    try:
+        values = [str(v) for v in headers.get_all("From", [])]
+        return [addr.lower() for _, addr in getaddresses(values) if addr]
+    except PARSER_FAILURES:
+        return []
 
 
 def missing_submission_headers(head: bytes, sender: str, hostname: str) -> bytes:
     """Message-ID and Date a submission client left out (RFC 6409 §8.2, §8.3)."""
     headers = BytesHeaderParser(policy=SMTPUTF8).parsebytes(header_block(head))
+    present = {name.lower() for name in headers}  # names only: values may not parse
     added = b""
-    if headers.get("Message-ID") is None:
+    if "message-id" not in present:
         domain = sender.rpartition("@")[2] or hostname
         added += f"Message-ID: {make_msgid(domain=domain)}\r\n".encode()
-    if headers.get("Date") is None:
+    if "date" not in present:
         added += f"Date: {format_datetime(timezone.now())}\r\n".encode()
     return added
 

@@ -114,3 +114,12 @@ def test_a_forged_authentication_results_header_is_removed(mailsystem, live_pers
         raw_message("x@sender.test", bob.address, extra=forged),
     )
     assert "dkim=pass" not in stored_headers(bob.id)
+
+
+def test_a_from_header_that_does_not_parse_is_a_dmarc_permerror(mailsystem, live_personas):
+    """Python's own header parser raises IndexError on "From: <"; the message still gets
+    a decision (delivered, dmarc=permerror: no author domain), not a 451 for ever."""
+    bob = live_personas["bob"]
+    raw = b"From: <\r\nTo: bob\r\nSubject: odd\r\n\r\nbody\r\n"
+    send(mailsystem, "a@remote.test", bob.address, raw)
+    assert "dmarc=permerror" in stored_headers(bob.id)

@@ -73,3 +73,25 @@ def _quick_throttle(monkeypatch):
     from apps.accounts import throttle
 
     monkeypatch.setattr(throttle, "MAX_DELAY_SECONDS", 0.2)
+
+
+def test_a_from_header_that_does_not_parse_is_refused_as_not_the_users(mailserver, live_personas):
+    """553 5.7.1, a permanent answer, where the parser's IndexError once gave 451."""
+    alice = live_personas["alice"]
+    raw = f"From: <\r\nTo: {alice.address}\r\nSubject: odd\r\n\r\nHi\r\n".encode()
+    with logged_in(mailserver, alice) as client, pytest.raises(smtplib.SMTPDataError) as error:
+        client.sendmail(alice.address, [alice.address], raw)
+    assert error.value.smtp_code == 553
+
+
+def test_a_message_id_that_does_not_parse_is_kept_and_not_doubled(mailsystem, live_personas):
+    alice, bob = live_personas["alice"], live_personas["bob"]
+    raw = (
+        f"From: {alice.address}\r\nTo: {bob.address}\r\nMessage-ID: <\\@\r\n"
+        f"Date: Mon, 30 Nov 2026 10:00:00 +0000\r\nSubject: odd id\r\n\r\nHi\r\n"
+    ).encode()
+    with logged_in(mailsystem, alice) as client:
+        client.sendmail(alice.address, [bob.address], raw)
+    [message] = wait_for_messages(bob.id, 1)
+    stored = blob_store().read(message.blob_key)
+    assert stored.count(b"Message-ID:") == 1 and stored.endswith(raw)
