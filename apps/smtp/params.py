@@ -68,6 +68,10 @@ def _check_address(address: str, allow_empty: bool) -> str:
     local, at, domain = address.rpartition("@")
     if not at or not local or not domain or len(address) > 320 or "\x00" in address:
         raise ParamError("address")
+    try:  # bytes that are not UTF-8 come through as surrogates (RFC 6531 §3.3: UTF-8 only)
+        address.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParamError("address") from None
     return address
 
 

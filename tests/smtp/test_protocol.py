@@ -240,3 +240,29 @@ def test_dsn_parameters_are_accepted_and_kept(mailserver, live_personas):
     assert (incoming.ret, incoming.envid) == ("HDRS", "abc+def")
     assert incoming.recipients[0]["notify"] == ["SUCCESS", "FAILURE"]
     assert incoming.recipients[0]["orcpt"] == "rfc822;bob@example.org"
+
+
+def test_addresses_that_are_not_utf8_get_553_and_the_session_goes_on(mailserver, live_personas):
+    """RFC 6531 §3.3: addresses are UTF-8. Other bytes get a clear 553 5.1.3 (they once
+    reached the database layer and came back as a 500 naming a Python exception)."""
+    bob = live_personas["bob"]
+    replies = talk(
+        mailserver.port("smtp"),
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<\xff@remote.test> SMTPUTF8\r\n",
+            b"MAIL FROM:<a@remote.test> SMTPUTF8\r\n",
+            b"RCPT TO:<\xed\xb3\xbf\xfe@example.org>\r\n",
+            b"RCPT TO:<" + bob.address.encode() + b">\r\n",
+            b"QUIT\r\n",
+        ],
+        expect=6,
+    )
+    assert [r[:9] for r in replies] == [
+        b"250 HELP\r",
+        b"553 5.1.3",
+        b"250 2.0.0",
+        b"553 5.1.3",
+        b"250 2.0.0",
+        b"221 Bye\r\n",
+    ]
