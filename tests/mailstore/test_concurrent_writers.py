@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
@@ -20,7 +21,7 @@ WRITERS = 4
 PER_WRITER = 200
 
 
-def start_writer(user_id: int, count: int, tag: str) -> subprocess.Popen:
+def start_writer(user_id: int, count: int, tag: str, kept_in: str = "file") -> subprocess.Popen:
     env = {**os.environ, "MAILHOST_BLOB_DIR": str(settings.BLOB_DIR)}
     return subprocess.Popen(
         [
@@ -31,6 +32,7 @@ def start_writer(user_id: int, count: int, tag: str) -> subprocess.Popen:
             str(user_id),
             str(count),
             tag,
+            kept_in,
         ],
         cwd=ROOT,
         env=env,
@@ -60,9 +62,12 @@ def test_parallel_writers_get_unique_increasing_uids_and_lose_nothing(live_perso
         assert mine == sorted(mine)
 
 
-def test_a_writer_killed_mid_delivery_leaves_every_acknowledged_message_whole(live_personas):
+@pytest.mark.parametrize("kept_in", ["file", "database"])
+def test_a_writer_killed_mid_delivery_leaves_every_acknowledged_message_whole(
+    live_personas, kept_in
+):
     alice = live_personas["alice"]
-    writer = start_writer(alice.id, 100000, "crash")
+    writer = start_writer(alice.id, 100000, f"crash-{kept_in}", kept_in)  # bytes of its own
     acknowledged: list[list[str]] = []
     deadline = time.monotonic() + 120
     assert writer.stdout is not None
@@ -77,8 +82,9 @@ def test_a_writer_killed_mid_delivery_leaves_every_acknowledged_message_whole(li
         message = rows[int(uid)]
         assert message.subject == f"{tag} number {n}"
         assert f"Subject: {tag} number {n}".encode() in blob_store().read(message.blob_key)
-    # No half message: every row's blob is there and has the size the row says.
+    # No half message: every row's bytes are there, as long as the row says.
     for message in rows.values():
-        assert blob_store().path(message.blob_key).stat().st_size == message.size
+        assert len(blob_store().read(message.blob_key)) == message.size
+        assert blob_store().path(message.blob_key).exists() == (kept_in == "file")
     # At most the one delivery in flight committed without being acknowledged.
     assert len(acknowledged) <= len(rows) <= len(acknowledged) + 1
