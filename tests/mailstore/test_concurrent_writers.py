@@ -42,9 +42,12 @@ def start_writer(user_id: int, count: int, tag: str, kept_in: str = "file") -> s
     )
 
 
-def test_parallel_writers_get_unique_increasing_uids_and_lose_nothing(live_personas):
+@pytest.mark.parametrize("kept_in", ["file", "database"])
+def test_parallel_writers_get_unique_increasing_uids_and_lose_nothing(live_personas, kept_in):
     alice = live_personas["alice"]
-    writers = [start_writer(alice.id, PER_WRITER, f"w{i}") for i in range(WRITERS)]
+    writers = [
+        start_writer(alice.id, PER_WRITER, f"w{i}-{kept_in}", kept_in) for i in range(WRITERS)
+    ]
     outputs = [w.communicate(timeout=240) for w in writers]
     assert [w.returncode for w in writers] == [0] * WRITERS, [err for _, err in outputs]
 
