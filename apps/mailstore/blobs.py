@@ -151,15 +151,20 @@ def keep_in_database(key: str, data: bytes) -> None:
     `stored_at`, which keeps the collector away until the rows commit (as `os.utime`
     does for a file); on PostgreSQL the update also locks the row, and a collector's
     DELETE waiting on it re-reads the fresh `stored_at` and leaves the row alone."""
+    with connection.cursor() as cursor:  # plain SQL: this runs for every new message
+        cursor.execute(keep_statement("%s", "%s", "%s"), [key, data, timezone.now()])
+
+
+def keep_statement(key: str, data: str, stored_at: str) -> str:
+    """The upsert `keep_in_database` runs, with these placeholders (PostgreSQL's delivery
+    statement runs it as a CTE: pgdelivery)."""
     from apps.mailstore.models import StoredBlob
 
     table = connection.ops.quote_name(StoredBlob._meta.db_table)
-    with connection.cursor() as cursor:  # plain SQL: this runs for every new message
-        cursor.execute(
-            f"INSERT INTO {table} ({KEY}, data, stored_at) VALUES (%s, %s, %s) "
-            f"ON CONFLICT ({KEY}) DO UPDATE SET stored_at = excluded.stored_at",
-            [key, data, timezone.now()],
-        )
+    return (
+        f"INSERT INTO {table} ({KEY}, data, stored_at) VALUES ({key}, {data}, {stored_at})"
+        f" ON CONFLICT ({KEY}) DO UPDATE SET stored_at = excluded.stored_at"
+    )
 
 
 def _stored(key: str) -> bytes | None:

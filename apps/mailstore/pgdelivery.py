@@ -18,8 +18,8 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.mailstore import plainsql
-from apps.mailstore.blobs import KEY
-from apps.mailstore.models import Account, Folder, Message, StoredBlob
+from apps.mailstore.blobs import keep_statement
+from apps.mailstore.models import Account, Folder, Message
 
 INBOX = "INBOX"
 _PLACED = ("folder_id", "uid", "modseq")  # what the statement itself decides
@@ -40,11 +40,8 @@ def _statement(enforce_quota: bool, keep_blob: bool) -> tuple[str, list]:
     within = f" AND ({quota} = 0 OR used_bytes + %(size)s <= {quota})" if enforce_quota else ""
     # The message's bytes, when they are kept in the database, go in with the first
     # user's delivery (as blobs.keep_in_database does it); a no-op CTE otherwise.
-    stored = StoredBlob._meta.db_table
     kept = (
-        f"INSERT INTO {stored} ({KEY}, data, stored_at)"
-        f" VALUES (%(blob_key)s, %(blob_data)s, %(now)s)"
-        f" ON CONFLICT ({KEY}) DO UPDATE SET stored_at = excluded.stored_at RETURNING 1"
+        keep_statement("%(blob_key)s", "%(blob_data)s", "%(now)s") + " RETURNING 1"
         if keep_blob
         else "SELECT 1"
     )
