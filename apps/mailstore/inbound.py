@@ -93,17 +93,24 @@ class Kicker:
         self._pending: list[int] = []
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._pid = 0
+        # A forked server process has no kicker thread until its first message.
+        os.register_at_fork(after_in_child=self._forget_thread)
 
     def add(self, incoming_id: int) -> None:
         with self._wake:
             self._pending.append(incoming_id)
-            self._wake.notify()
-            if self._thread is None or self._pid != os.getpid():  # none yet, or forked
-                self._pid = os.getpid()
+            # Wake the thread only when that changes what it does: the first id ends its
+            # idle wait, a full run ends its gathering early. A wake per id cost a context
+            # switch per message for nothing.
+            if len(self._pending) in (1, BATCH):
+                self._wake.notify()
+            if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="inbound-kicker")
                 self._thread.daemon = True
                 self._thread.start()
+
+    def _forget_thread(self) -> None:
+        self._thread = None
 
     def _run(self) -> None:
         while True:

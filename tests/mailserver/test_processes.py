@@ -1,18 +1,20 @@
 """`runmailserver` with MAILHOST_PROCESSES=2: two processes accept on the same ports, see
-each other's changes through the store, count failed logins together, and both stop on
-SIGTERM to the first."""
+each other's changes through the store, both have the mail they accept filed at once,
+count failed logins together, and both stop on SIGTERM to the first."""
 
 from __future__ import annotations
 
 import os
 import re
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from tests.dnsserver import ZoneServer
 from tests.mailserver.test_make_run import ROOT, embedded_env, read_until
 
 PASSWORD = "a long enough password"
@@ -78,10 +80,42 @@ def login(client: socket.socket, password: str) -> bytes:
     return reply
 
 
+def smtp_sessions(port: int, pids: list[int]) -> dict[int, smtplib.SMTP]:
+    """One SMTP session served by each process."""
+    sessions: dict[int, smtplib.SMTP] = {}
+    for _ in range(200):
+        session = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        pid = serving_pid(session.sock, pids)
+        if pid in sessions:
+            session.quit()
+            continue
+        sessions[pid] = session
+        if len(sessions) == len(pids):
+            return sessions
+    raise AssertionError(f"200 SMTP connections reached only {sorted(sessions)}")
+
+
+def inbox_count(port: int) -> int:
+    client = greeted(port)
+    client.sendall(
+        f'a LOGIN alice@example.org "{PASSWORD}"\r\nb STATUS INBOX (MESSAGES)\r\n'.encode()
+    )
+    reply = b""
+    while b"b OK" not in reply:
+        reply += client.recv(4096)
+    client.close()
+    found = re.search(rb"MESSAGES (\d+)", reply)
+    assert found, reply
+    return int(found.group(1))
+
+
 def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
+    zone = ZoneServer('sender.test. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"').start()
+    host, port = zone.nameservers[0]
     env = embedded_env(tmp_path) | {
         "MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK": "1",
         "MAILHOST_PROCESSES": "2",
+        "MAILHOST_DNS_SERVERS": f"{host}:{port}",
     }
     manage(env, "migrate", "--noinput")
     manage(env, "domain", "add", "example.org")
@@ -135,6 +169,18 @@ def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
             news += idler.recv(1024)
         assert b"* 1 EXISTS" in news and time.monotonic() - started < 3
 
+        # Mail that either process accepts is filed within seconds: each process asks
+        # the worker itself (the sweep would find a forgotten message only after 30 s).
+        smtp = int(re.search(r"^listening: smtp\s+127\.0\.0\.1:(\d+)$", text, re.M)[1])
+        for pid, session in smtp_sessions(smtp, pids).items():
+            message = f"From: carol@sender.test\r\nSubject: via {pid}\r\n\r\nHi.\r\n"
+            session.sendmail("carol@sender.test", ["alice@example.org"], message)
+            session.quit()
+        deadline = time.monotonic() + 10
+        while (count := inbox_count(imap)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert count == 3
+
         # Failed logins count across processes: after one in the first and two in the
         # second, a failure in the first is the fourth, answered after 2 s (throttle:
         # 3 free, then doubling from 1 s); counted there alone it would be the second.
@@ -149,5 +195,6 @@ def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
             client.close()
         os.kill(process.pid, signal.SIGTERM)
         rest = process.communicate(timeout=60)[0]
+        zone.stop()
     assert "stopped" in rest.splitlines()
     assert not any(Path(f"/proc/{pid}").exists() for pid in pids)  # stopped and reaped
