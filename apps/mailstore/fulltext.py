@@ -35,6 +35,7 @@ from django.db import connection, transaction
 from django.db.models import BigIntegerField, CharField, Q
 from django.db.models.expressions import RawSQL
 
+from apps.mailstore import groupcommit
 from apps.mailstore.blobs import blob_store
 
 if TYPE_CHECKING:
@@ -104,15 +105,23 @@ def document(header_block: bytes, parsed: ParsedMessage) -> Document:
 
 
 def index_parsed(messages: Iterable[tuple[str, ParsedMessage]]) -> int:
-    """Index these (blob key, parse) pairs unless they already are, in one transaction:
-    the inbound pipeline's step after filing a batch, while the parse is at hand."""
-    done = 0
-    with transaction.atomic():
-        for blob_key, parsed in dict(messages).items():
-            if not _indexed(blob_key):
-                _insert(blob_key, document(parsed.header, parsed))
-                done += 1
-    return done
+    """Index these (blob key, parse) pairs unless they already are: the inbound
+    pipeline's step after filing a batch, while the parse is at hand. The documents are
+    built first and the rows written through the group committer, so the write lock is
+    held for the inserts alone and shared with concurrent writers' commit."""
+    documents = [
+        (blob_key, document(parsed.header, parsed))
+        for blob_key, parsed in dict(messages).items()
+        if not _indexed(blob_key)
+    ]
+    if documents:
+        groupcommit.run(lambda: _insert_all(documents))
+    return len(documents)
+
+
+def _insert_all(documents: list[tuple[str, Document]]) -> None:
+    for blob_key, doc in documents:
+        _insert(blob_key, doc)  # a row written meanwhile by another worker stays as it is
 
 
 def catch_up(folder_id: int) -> int:
