@@ -23,6 +23,7 @@ _inside = threading.local()
 @dataclass
 class _Unit:
     work: Callable[[], Any]
+    isolated: bool = True
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
@@ -35,11 +36,16 @@ class GroupCommitter:
         self._queue: list[_Unit] = []
         self._leading = False
 
-    def run(self, work: Callable[[], Any]) -> Any:
-        """Run `work` (database writes) and return its result once it is committed."""
+    def run(self, work: Callable[[], Any], isolated: bool = True) -> Any:
+        """Run `work` (database writes) and return its result once it is committed.
+
+        An `isolated` unit runs in a savepoint of its own when it shares the transaction,
+        so its failure is its own. One that is not (work that fails only when the
+        database does, like an append to a queue table) saves the two statements, and its
+        failure rolls back and fails the whole group."""
         if getattr(_inside, "active", False):
             return work()  # already in a group's transaction (work that calls run())
-        unit = _Unit(work)
+        unit = _Unit(work, isolated)
         with self._lock:
             self._queue.append(unit)
             lead = not self._leading
@@ -66,6 +72,9 @@ class GroupCommitter:
         try:
             with transaction.atomic():
                 for unit in batch:
+                    if not unit.isolated:
+                        unit.result = unit.work()  # raising fails the group (below)
+                        continue
                     try:
                         # A savepoint per unit keeps one failure its own; a unit alone
                         # needs none (its failure rolls back the transaction, which is
@@ -87,6 +96,6 @@ class GroupCommitter:
 committer = GroupCommitter()
 
 
-def run(work: Callable[[], Any]) -> Any:
+def run(work: Callable[[], Any], isolated: bool = True) -> Any:
     """Run store writes through this process's group committer."""
-    return committer.run(work)
+    return committer.run(work, isolated)

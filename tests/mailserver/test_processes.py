@@ -85,6 +85,7 @@ def smtp_sessions(port: int, pids: list[int]) -> dict[int, smtplib.SMTP]:
     sessions: dict[int, smtplib.SMTP] = {}
     for _ in range(200):
         session = smtplib.SMTP("127.0.0.1", port, timeout=10)
+        assert session.sock is not None
         pid = serving_pid(session.sock, pids)
         if pid in sessions:
             session.quit()
@@ -171,10 +172,11 @@ def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
 
         # Mail that either process accepts is filed within seconds: each process asks
         # the worker itself (the sweep would find a forgotten message only after 30 s).
-        smtp = int(re.search(r"^listening: smtp\s+127\.0\.0\.1:(\d+)$", text, re.M)[1])
-        for pid, session in smtp_sessions(smtp, pids).items():
-            message = f"From: carol@sender.test\r\nSubject: via {pid}\r\n\r\nHi.\r\n"
-            session.sendmail("carol@sender.test", ["alice@example.org"], message)
+        smtp = re.search(r"^listening: smtp\s+127\.0\.0\.1:(\d+)$", text, re.M)
+        assert smtp, text
+        for pid, session in smtp_sessions(int(smtp[1]), pids).items():
+            mail = f"From: carol@sender.test\r\nSubject: via {pid}\r\n\r\nHi.\r\n"
+            session.sendmail("carol@sender.test", ["alice@example.org"], mail)
             session.quit()
         deadline = time.monotonic() + 10
         while (count := inbox_count(imap)) < 3 and time.monotonic() < deadline:
