@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 
 from apps.accounts import throttle
 from apps.accounts.addresses import normalise, split_address, strip_subaddress
 from apps.accounts.models import Alias, AppPassword, Domain, User
+from apps.mailstore import plainsql
+from apps.mailstore.plainsql import FetchOne
 
 # Aliases may point at aliases; stop following after this many hops (loops, typos).
 MAX_ALIAS_DEPTH = 10
@@ -48,7 +50,7 @@ class Lookup:
     recipients: Recipients | None = None
 
 
-def lookup(address: str) -> Lookup:
+def lookup(address: str, fetch_one: FetchOne = plainsql.fetch_one) -> Lookup:
     """RCPT's common case in one query: a user's own address at one of our domains.
 
     Runs for every recipient of every message, so it is one plain SELECT; aliases,
@@ -57,14 +59,12 @@ def lookup(address: str) -> Lookup:
     local, domain_name = split_address(address)
     if not domain_name:
         return Lookup(is_local=False)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT d.is_active, u.id, u.is_active FROM {Domain._meta.db_table} d "
-            f"LEFT JOIN {User._meta.db_table} u ON u.domain_id = d.id AND u.local_part = %s "
-            "WHERE d.name = %s",
-            [local.lower(), domain_name],
-        )
-        row = cursor.fetchone()
+    row = fetch_one(
+        f"SELECT d.is_active, u.id, u.is_active FROM {Domain._meta.db_table} d "
+        f"LEFT JOIN {User._meta.db_table} u ON u.domain_id = d.id AND u.local_part = %s "
+        "WHERE d.name = %s",
+        [local.lower(), domain_name],
+    )
     if row is None:
         return Lookup(is_local=False)
     domain_active, user_id, user_active = row

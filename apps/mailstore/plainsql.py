@@ -1,17 +1,31 @@
-"""Plain INSERTs for the rows written for every message (Message, Incoming).
+"""Plain SQL for the statements that run for every message.
 
 `Model.objects.create(**row)` builds a model instance and compiles an ORM query each time;
-on the delivery and SMTP paths that cost more than the INSERT itself. The statement here
-is built once per model and database vendor; values are prepared by the model's own
-fields, so what lands is what the ORM would have written.
+on the delivery and SMTP paths that cost more than the INSERT itself. The INSERT here is
+built once per model and database vendor; values are prepared by the model's own fields,
+so what lands is what the ORM would have written. Queries that read one row take a
+`FetchOne`, so the same SQL can run on this thread's connection or on the event loop's
+read-only one (mailhost/sqlite/loopreader.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import cache
+from typing import Any
 
 from django.db import connection, models
 from django.utils import timezone
+
+# Runs a query (Django's "%s" placeholders) and returns its first row, or None.
+FetchOne = Callable[[str, Sequence[Any]], tuple | None]
+
+
+def fetch_one(sql: str, params: Sequence[Any]) -> tuple | None:
+    """`FetchOne` on this thread's Django connection."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 @cache

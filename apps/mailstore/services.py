@@ -410,15 +410,13 @@ def _charge_quota(user_id: int, size: int, count: int, enforce: bool = True) -> 
         return cursor.rowcount == 1
 
 
-def is_over_quota(user_id: int) -> bool:
+def is_over_quota(user_id: int, fetch_one: plainsql.FetchOne = plainsql.fetch_one) -> bool:
     """Whether the user's mailbox is full (RCPT-time check, RFC 3463 4.2.2)."""
-    with connection.cursor() as cursor:  # one plain query: it runs for every RCPT
-        cursor.execute(
-            f"SELECT u.quota_bytes, a.used_bytes FROM {User._meta.db_table} u "
-            f"JOIN {Account._meta.db_table} a ON a.user_id = u.id WHERE u.id = %s",
-            [user_id],
-        )
-        row = cursor.fetchone()
+    row = fetch_one(  # one plain query: it runs for every RCPT
+        f"SELECT u.quota_bytes, a.used_bytes FROM {User._meta.db_table} u "
+        f"JOIN {Account._meta.db_table} a ON a.user_id = u.id WHERE u.id = %s",
+        [user_id],
+    )
     return row is not None and row[0] > 0 and row[1] >= row[0]
 
 

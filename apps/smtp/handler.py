@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import sqlite3
 
 from django.conf import settings
 
@@ -22,6 +23,7 @@ from apps.smtp import headers, policy, replies
 from apps.smtp.authcheck import check_inbound
 from apps.smtp.data import Spool
 from apps.smtp.params import MailFrom, RcptTo
+from mailhost.sqlite import loopreader
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,11 @@ class MailHandler:
 
     async def handle_RCPT(self, server, session, envelope, rcpt: RcptTo):
         user = session.auth_data if session.authenticated else None
+        sender_id = user.pk if user else None
         relay_ok = settings.RELAY_FROM_LOOPBACK and is_loopback(server.peer_ip())
-        verdict = await in_thread(
-            policy.check_recipient, rcpt.address, user.pk if user else None, relay_ok
-        )
+        verdict = self._quick_verdict(rcpt.address, sender_id, relay_ok)
+        if verdict is None:
+            verdict = await in_thread(policy.check_recipient, rcpt.address, sender_id, relay_ok)
         if not verdict.accepted:
             return verdict.reply, None
         accepted = {
@@ -87,6 +90,20 @@ class MailHandler:
             "orcpt": rcpt.orcpt,
         }
         return verdict.reply, accepted
+
+    @staticmethod
+    def _quick_verdict(
+        address: str, sender_id: int | None, relay_ok: bool
+    ) -> policy.RecipientVerdict | None:
+        """The verdict from the loop's own SQLite reader, when it can give one at once
+        (mailhost/sqlite/loopreader.py); None sends the check to a database thread."""
+        reader = loopreader.for_this_thread()
+        if reader is None:
+            return None
+        try:
+            return policy.check_recipient_quickly(address, sender_id, relay_ok, reader.fetch_one)
+        except sqlite3.Error:  # busy, or anything else: the thread's connection will tell
+            return None
 
     async def handle_message(self, server, session, envelope, spool: Spool) -> str:
         try:

@@ -12,6 +12,7 @@ from django.core.cache import cache
 
 from apps.accounts import services as accounts
 from apps.accounts.addresses import normalise
+from apps.mailstore import plainsql
 from apps.mailstore import services as store
 from apps.smtp import replies
 
@@ -32,17 +33,36 @@ class RecipientVerdict:
 def check_recipient(address: str, sender_id: int | None, relay_ok: bool) -> RecipientVerdict:
     """RCPT TO: a local address must reach an enabled user (550 5.1.1) whose mailbox is
     not full (452 4.2.2); a remote one needs an authenticated sender (554 5.7.1)."""
-    looked_up = accounts.lookup(address)
+    verdict = _check_recipient(address, sender_id, relay_ok, plainsql.fetch_one, resolve=True)
+    assert verdict is not None  # with resolve, every address gets a verdict
+    return verdict
+
+
+def check_recipient_quickly(
+    address: str, sender_id: int | None, relay_ok: bool, fetch_one: plainsql.FetchOne
+) -> RecipientVerdict | None:
+    """`check_recipient` for the common cases, a user's own address or a remote one, with
+    plain queries through `fetch_one` alone; None when aliases, +tags or a catch-all must
+    be resolved (with the ORM, on a database thread)."""
+    return _check_recipient(address, sender_id, relay_ok, fetch_one, resolve=False)
+
+
+def _check_recipient(
+    address: str, sender_id: int | None, relay_ok: bool, fetch_one: plainsql.FetchOne, resolve: bool
+) -> RecipientVerdict | None:
+    looked_up = accounts.lookup(address, fetch_one)
     if not looked_up.is_local:
         if sender_id is None and not relay_ok:
             return RecipientVerdict(replies.RELAY_DENIED)
         return RecipientVerdict(replies.OK, external=[normalise(address)])
     found = looked_up.recipients
     if found is None:
+        if not resolve:
+            return None
         found = accounts.resolve(address)
     if not found:
         return RecipientVerdict(replies.UNKNOWN_USER)
-    if any(store.is_over_quota(user_id) for user_id in found.user_ids):
+    if any(store.is_over_quota(user_id, fetch_one) for user_id in found.user_ids):
         return RecipientVerdict(replies.MAILBOX_FULL)
     return RecipientVerdict(replies.OK, user_ids=found.user_ids, external=found.external)
 

@@ -211,6 +211,26 @@ def test_a_full_mailbox_gets_452_4_2_2(mailserver, live_personas):
     assert code == 452 and b"4.2.2" in text
 
 
+def test_rcpt_answers_follow_account_changes_within_one_session(mailserver, live_personas):
+    from apps.accounts.models import User
+    from apps.mailstore.models import Account
+
+    bob = live_personas["bob"]
+    with smtplib.SMTP("127.0.0.1", mailserver.port("smtp"), timeout=30) as client:
+        client.ehlo("client.test")
+        client.mail("a@remote.test")
+        assert client.rcpt(bob.address)[0] == 250
+        User.objects.filter(pk=bob.id).update(is_active=False)
+        code, text = client.rcpt(bob.address)
+        assert code == 550 and b"5.1.1" in text
+        User.objects.filter(pk=bob.id).update(is_active=True, quota_bytes=1)
+        Account.objects.filter(user_id=bob.id).update(used_bytes=10)
+        code, text = client.rcpt(bob.address)
+        assert code == 452 and b"4.2.2" in text
+        User.objects.filter(pk=bob.id).update(quota_bytes=0)
+        assert client.rcpt(bob.address)[0] == 250
+
+
 def test_too_many_recipients_get_452_4_5_3(mailserver, live_personas):
     bob = live_personas["bob"]
     with smtplib.SMTP("127.0.0.1", mailserver.port("smtp"), timeout=30) as client:
