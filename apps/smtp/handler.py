@@ -67,10 +67,7 @@ class MailHandler:
         ):
             return replies.MUST_STARTTLS
         if user is not None:
-            if not await in_thread(policy.sender_owned, user.pk, mail.address):
-                return replies.SENDER_NOT_OWNED
-            if not await in_thread(policy.take_send_slot, user.pk):
-                return replies.RATE_LIMITED
+            return await in_thread(policy.check_sender, user.pk, mail.address)
         return replies.OK
 
     async def handle_RCPT(self, server, session, envelope, rcpt: RcptTo):

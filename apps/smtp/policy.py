@@ -76,6 +76,16 @@ def sender_owned(user_id: int, address: str) -> bool:
     return found.user_ids == [user_id] or (user_id in found.user_ids and accounts.is_alias(address))
 
 
+def check_sender(user_id: int, address: str) -> str:
+    """MAIL FROM on submission, in one trip to a database thread: the address must be the
+    user's (553 5.7.1), and the message must fit the user's hourly rate."""
+    if not sender_owned(user_id, address):
+        return replies.SENDER_NOT_OWNED
+    if not take_send_slot(user_id):
+        return replies.RATE_LIMITED
+    return replies.OK
+
+
 def take_send_slot(user_id: int) -> bool:
     """Per-user submission rate (messages per hour); False when the user is over it."""
     key = f"smtp:rate:{user_id}"
