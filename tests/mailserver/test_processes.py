@@ -9,6 +9,7 @@ import re
 import signal
 import smtplib
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -96,8 +97,8 @@ def smtp_sessions(port: int, pids: list[int]) -> dict[int, smtplib.SMTP]:
     raise AssertionError(f"200 SMTP connections reached only {sorted(sessions)}")
 
 
-def inbox_count(port: int) -> int:
-    client = greeted(port)
+def inbox_messages(client: socket.socket) -> int:
+    """STATUS INBOX (MESSAGES) as alice, on a greeted connection (then closed)."""
     client.sendall(
         f'a LOGIN alice@example.org "{PASSWORD}"\r\nb STATUS INBOX (MESSAGES)\r\n'.encode()
     )
@@ -107,7 +108,17 @@ def inbox_count(port: int) -> int:
     client.close()
     found = re.search(rb"MESSAGES (\d+)", reply)
     assert found, reply
-    return int(found.group(1))
+    return int(found[1])
+
+
+def filed_subjects(data_dir: Path, prefix: str) -> set[str]:
+    """Subjects of the messages filed so far that start with `prefix` (read from the
+    server's database itself: what the worker filed, whatever any IMAP session shows)."""
+    with sqlite3.connect(data_dir / "mailhost.sqlite3", timeout=30) as db:
+        rows = db.execute(
+            "SELECT subject FROM mailstore_message WHERE subject LIKE ?", [prefix + "%"]
+        )
+        return {row[0] for row in rows}
 
 
 def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
@@ -178,10 +189,14 @@ def test_two_processes_share_the_listeners_and_each_others_changes(tmp_path):
             mail = f"From: carol@sender.test\r\nSubject: via {pid}\r\n\r\nHi.\r\n"
             session.sendmail("carol@sender.test", ["alice@example.org"], mail)
             session.quit()
-        deadline = time.monotonic() + 10
-        while (count := inbox_count(imap)) < 3 and time.monotonic() < deadline:
+        expected = {f"via {pid}" for pid in pids}
+        deadline = time.monotonic() + 20  # well before the sweep (30 s) would file them
+        while (filed := filed_subjects(tmp_path, "via ")) != expected:
+            assert time.monotonic() < deadline, f"filed {sorted(filed)} of {sorted(expected)}"
             time.sleep(0.2)
-        assert count == 3
+        # And a new session in either process counts them.
+        for pid in pids:
+            assert inbox_messages(fresh_client(imap, pids, pid)) == 3
 
         # Failed logins count across processes: after one in the first and two in the
         # second, a failure in the first is the fourth, answered after 2 s (throttle:
