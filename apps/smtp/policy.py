@@ -42,8 +42,8 @@ def check_recipient_quickly(
     address: str, sender_id: int | None, relay_ok: bool, fetch_one: plainsql.FetchOne
 ) -> RecipientVerdict | None:
     """`check_recipient` for the common cases, a user's own address or a remote one, with
-    plain queries through `fetch_one` alone; None when aliases, +tags or a catch-all must
-    be resolved (with the ORM, on a database thread)."""
+    plain queries through `fetch_one` alone; None when only resolving the address can
+    tell (aliases, +tags, catch-alls, unknown local parts: the ORM, on a database thread)."""
     return _check_recipient(address, sender_id, relay_ok, fetch_one, resolve=False)
 
 

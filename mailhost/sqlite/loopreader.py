@@ -2,7 +2,7 @@
 
 Sending a query to a database thread costs a message more CPU than the query itself:
 RCPT's two indexed SELECTs take about 30 us, while the hop wakes a thread, hands the GIL
-back and forth and wakes the loop again (bench/smtp_load.py: 1.45 -> 1.16 ms of server CPU
+back and forth and wakes the loop again (bench/smtp_load.py: 1.45 -> 1.05 ms of server CPU
 per message without it). In WAL mode a reader never waits for a writer, so such queries
 can run on the loop itself, on a connection of the loop thread's own that may only read
 (PRAGMA query_only) and never waits: where SQLite would make it wait (WAL recovery, a
