@@ -23,16 +23,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import re
 import resource
 import shutil
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -67,12 +72,13 @@ def raise_fd_limit() -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def environment(data_dir: Path, port: int) -> dict[str, str]:
+def environment(data_dir: Path, port: int, tls_port: int | None) -> dict[str, str]:
     env = {**os.environ, "MAILHOST_DATA_DIR": str(data_dir)}
     env["DJANGO_SETTINGS_MODULE"] = "mailhost.settings"
-    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB", "IMAPS"):
+    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB"):
         env[f"MAILHOST_{name}"] = "off"
     env["MAILHOST_IMAP"] = f"127.0.0.1:{port}"
+    env["MAILHOST_IMAPS"] = f"127.0.0.1:{tls_port}" if tls_port else "off"
     env["MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK"] = "1"
     env["MAILHOST_LOG_LEVEL"] = "WARNING"
     return env
@@ -132,15 +138,28 @@ def build(data_dir: Path, messages: int, clients: int) -> None:
 LATENCY: dict[str, list[float]] = {}  # command name -> seconds, for the mixed load
 
 
+def client_tls() -> ssl.SSLContext:
+    """The benchmark's servers have self-signed certificates; TLS is measured, not trust."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Client:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.tag = 0
         self.commands = 0
+        self.deflate: zlib._Compress | None = None
+        self.inflate: zlib._Decompress | None = None
+        self.inflated = b""
 
     @classmethod
-    async def connect(cls, port: int) -> Client:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+    async def connect(cls, port: int, tls: bool = False, host: str = "127.0.0.1") -> Client:
+        reader, writer = await asyncio.open_connection(
+            host, port, limit=1 << 20, ssl=client_tls() if tls else None
+        )
         writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         await reader.readline()
         return cls(reader, writer)
@@ -149,16 +168,16 @@ class Client:
         self.tag += 1
         tag = b"b%d " % self.tag
         data = text.encode() if isinstance(text, str) else text
-        self.writer.write(tag + data + b"\r\n")
+        self.send(tag + data + b"\r\n")
         started = time.perf_counter()
         lines: list[bytes] = []
         while True:
-            line = await self.reader.readline()
+            line = await self.readline()
             if not line:
                 raise ConnectionError("server closed the connection")
             found = _LITERAL.search(line)
             if found:
-                await self.reader.readexactly(int(found.group(1)))
+                await self.readexactly(int(found.group(1)))
             if line.startswith(tag):
                 self.commands += 1
                 name = data.split(b" ", 1)[0].decode()
@@ -167,6 +186,36 @@ class Client:
                     raise RuntimeError(line.decode(errors="replace"))
                 return lines
             lines.append(line)
+
+    def send(self, data: bytes) -> None:
+        if self.deflate is not None:
+            data = self.deflate.compress(data) + self.deflate.flush(zlib.Z_SYNC_FLUSH)
+        self.writer.write(data)
+
+    async def readline(self) -> bytes:
+        if self.inflate is None:
+            return await self.reader.readline()
+        while b"\n" not in self.inflated:
+            chunk = await self.reader.read(65536)
+            if not chunk:
+                return b""
+            self.inflated += self.inflate.decompress(chunk)
+        line, _, self.inflated = self.inflated.partition(b"\n")
+        return line + b"\n"
+
+    async def readexactly(self, size: int) -> bytes:
+        if self.inflate is None:
+            return await self.reader.readexactly(size)
+        while len(self.inflated) < size:
+            self.inflated += self.inflate.decompress(await self.reader.read(65536))
+        data, self.inflated = self.inflated[:size], self.inflated[size:]
+        return data
+
+    async def compress(self) -> None:
+        """COMPRESS=DEFLATE (RFC 4978): raw DEFLATE both ways after the tagged OK."""
+        await self.command("COMPRESS DEFLATE")
+        self.deflate = zlib.compressobj(1, zlib.DEFLATED, -15)
+        self.inflate = zlib.decompressobj(-15)
 
     async def login(self, address: str) -> None:
         await self.command(f'LOGIN "{address}" "{PASSWORD}"')
@@ -336,58 +385,136 @@ async def mixed_load(ports: list[int], pids: list[int], clients: int, seconds: f
         )
 
 
+# -- login-heavy cycle ---------------------------------------------------------------------------
+
+CYCLE_FOLDER = 200  # messages kept in each cycling user's INBOX
+
+
+@dataclass
+class Target:
+    """An IMAP server under test: where it listens and the process tree it runs as."""
+
+    host: str
+    port: int
+    pid: int
+
+
+async def top_up(target: Target, tls: bool, address: str) -> None:
+    client = await Client.connect(target.port, tls, target.host)
+    await client.login(address)
+    lines = await client.command("SELECT INBOX")
+    exists = int(next(line for line in lines if line.endswith(b"EXISTS\r\n")).split()[1])
+    for n in range(exists, CYCLE_FOLDER):
+        data = message(n, address)
+        await client.command(b"APPEND INBOX {%d+}\r\n%b" % (len(data), data))
+    await client.command("LOGOUT")
+    client.close()
+
+
+async def one_cycle(target: Target, tls: bool, address: str, rng: random.Random) -> int:
+    """What a phone's mail app does when it wakes: connect, LOGIN, SELECT, FETCH the
+    newest headers, mark one read, APPEND one, delete and EXPUNGE one, LOGOUT."""
+    client = await Client.connect(target.port, tls, target.host)
+    await client.login(address)
+    lines = await client.command("SELECT INBOX")
+    exists = int(next(line for line in lines if line.endswith(b"EXISTS\r\n")).split()[1])
+    await client.command(f"FETCH {max(1, exists - 19)}:* (UID FLAGS ENVELOPE)")
+    await client.command(f"STORE {rng.randint(1, exists)} +FLAGS (\\Seen)")
+    data = message(rng.randint(1, 10**9), address)
+    await client.command(b"APPEND INBOX {%d+}\r\n%b" % (len(data), data))
+    await client.command("STORE 1 +FLAGS.SILENT (\\Deleted)")
+    await client.command("EXPUNGE")
+    await client.command("LOGOUT")
+    client.close()
+    return client.commands
+
+
+async def cycle_load(target: Target, tls: bool, clients: int, seconds: float) -> None:
+    """`clients` clients each running `one_cycle` back to back until the time is up."""
+    addresses = [f"load{i}@bench.test" for i in range(clients)]
+    await asyncio.gather(*(top_up(target, tls, address) for address in addresses))
+    LATENCY.clear()
+    deadline = time.monotonic() + seconds
+    started, server_cpu = time.monotonic(), sum(cpu_seconds(target.pid).values())
+
+    async def cycles(address: str, seed: int) -> tuple[int, int]:
+        rng, done, commands = random.Random(seed), 0, 0
+        while time.monotonic() < deadline:
+            commands += await one_cycle(target, tls, address, rng)
+            done += 1
+        return done, commands
+
+    counts = await asyncio.gather(*(cycles(a, i) for i, a in enumerate(addresses)))
+    elapsed = time.monotonic() - started
+    server_cpu = sum(cpu_seconds(target.pid).values()) - server_cpu
+    done, commands = sum(c for c, _ in counts), sum(c for _, c in counts)
+    print(
+        f"  {clients} clients over {'IMAPS' if tls else 'IMAP'}, {elapsed:.0f} s: {done} cycles,"
+        f" {done / elapsed:.1f} cycles/s, {commands / elapsed:.0f} commands/s;"
+        f" server CPU {server_cpu / commands * 1000:.2f} ms per command"
+    )
+
+
 # -- idle connections --------------------------------------------------------------------------
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def pss_kib(root: int) -> int:
+    """Proportional set size of `root` and its descendants: the memory they cost the
+    machine, with pages shared between them (Dovecot's many processes) counted once."""
+    total = 0
+    for pid in cpu_seconds(root):
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        total += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))  # type: ignore[union-attr]
+    return total
 
 
-async def idle_connections(port: int, pid: int, count: int, data_dir: Path) -> None:
-    before = rss_kib(pid)
+async def idle_connections(target: Target, count: int, tls: bool, compress: bool) -> None:
+    """`count` sessions in IDLE; the server's memory per connection, then how long one new
+    message (appended by another client) takes to reach all of them."""
+    kind = ("IMAPS" if tls else "IMAP") + (" + COMPRESS=DEFLATE" if compress else "")
+    warm = [await open_idle(target, tls, compress) for _ in range(5)]  # first-use allocations
+    await asyncio.sleep(1)
+    before = pss_kib(target.pid)
     clients: list[Client] = []
     for start in range(0, count, 50):
-        batch = await asyncio.gather(*(open_idle(port) for _ in range(min(50, count - start))))
+        batch = await asyncio.gather(
+            *(open_idle(target, tls, compress) for _ in range(min(50, count - start)))
+        )
         clients.extend(batch)
     await asyncio.sleep(3)
-    after = rss_kib(pid)
-    grown = after - before
+    after = pss_kib(target.pid)
     print(
-        f"  {count} IDLE connections: server RSS {before / 1024:.0f} -> {after / 1024:.0f} MiB,"
-        f" {grown / count:.1f} KiB per connection"
+        f"  {count} IDLE connections over {kind}: server memory (PSS) {before / 1024:.0f}"
+        f" -> {after / 1024:.0f} MiB, {(after - before) / count:.1f} KiB per connection"
     )
     started = time.monotonic()
-    await asyncio.to_thread(deliver_one, data_dir)
-    await asyncio.gather(*(wait_exists(c) for c in clients))
-    print(f"  a new delivery reached all {count} of them in {time.monotonic() - started:.2f} s")
-    for client in clients:
+    appender = await Client.connect(target.port, tls, target.host)
+    await appender.login(IDLE_USER)
+    data = message(random.randint(1, 10**9), IDLE_USER)
+    await appender.command(b"APPEND INBOX {%d+}\r\n%b" % (len(data), data))
+    await asyncio.gather(*(wait_exists(c) for c in clients + warm))
+    print(f"  a new message reached all {count} of them in {time.monotonic() - started:.2f} s")
+    for client in [*clients, *warm, appender]:
         client.close()
 
 
-async def open_idle(port: int) -> Client:
-    client = await Client.connect(port)
+async def open_idle(target: Target, tls: bool, compress: bool) -> Client:
+    client = await Client.connect(target.port, tls, target.host)
     await client.login(IDLE_USER)
+    if compress:
+        await client.compress()
     await client.command("SELECT INBOX")
-    client.writer.write(b"i IDLE\r\n")
-    assert (await client.reader.readline()).startswith(b"+ ")
+    client.send(b"i IDLE\r\n")
+    assert (await client.readline()).startswith(b"+ ")
     return client
 
 
 async def wait_exists(client: Client) -> None:
-    while not (await client.reader.readline()).endswith(b"EXISTS\r\n"):
+    while not (await client.readline()).endswith(b"EXISTS\r\n"):
         pass
-
-
-def deliver_one(data_dir: Path) -> None:
-    from apps.accounts.models import User
-    from apps.mailstore import services
-
-    user = User.objects.get(email=IDLE_USER)
-    raw = message(random.randint(1, 10**9), IDLE_USER)
-    services.deliver(services.NewMessage.from_bytes(raw), [user.pk])
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -399,11 +526,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(data_dir: Path, port: int, processes: int = 1) -> subprocess.Popen:
+def start_server(
+    data_dir: Path, port: int, processes: int = 1, tls_port: int | None = None
+) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER],
         cwd=ROOT,
-        env=environment(data_dir, port) | {"MAILHOST_PROCESSES": str(processes)},
+        env=environment(data_dir, port, tls_port) | {"MAILHOST_PROCESSES": str(processes)},
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -415,6 +544,9 @@ def start_server(data_dir: Path, port: int, processes: int = 1) -> subprocess.Po
             time.sleep(0.2)
     process.kill()
     raise SystemExit("the server did not start")
+
+
+SECTIONS = ("folder", "mixed", "cycle", "idle")
 
 
 def main() -> None:
@@ -430,16 +562,72 @@ def main() -> None:
     parser.add_argument(
         "--processes", type=int, default=1, help="processes per server (MAILHOST_PROCESSES)"
     )
+    parser.add_argument(
+        "--only", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="HOST:PORT:TLSPORT:PID",
+        help="run the cycle and idle sections against another server (e.g. Dovecot, see"
+        " bench/dovecot_reference.sh) whose users load0..N and idle@bench.test exist",
+    )
     args = parser.parse_args()
     raise_fd_limit()
+    only = set(args.only.split(","))
+    if args.against:
+        host, port, tls_port, pid = args.against.split(":")
+        against_other(only, Target(host, int(port), int(pid)), int(tls_port), args)
+        return
     print(f"data set in {args.data_dir}")
-    build(args.data_dir, args.messages, args.clients)
-    print("one client, big folder:")
-    first_selects(args.data_dir)
+    build(args.data_dir, args.messages if "folder" in only else 0, args.clients)
+    if "folder" in only:
+        print("one client, big folder:")
+        first_selects(args.data_dir)
+    if "folder" in only or "mixed" in only:
+        folder_and_mixed(args, only)
+    if "cycle" in only:
+        print(f"login-heavy cycle ({args.processes} process(es)):")
+        with mailhost(args.data_dir, args.processes) as (_, secure):
+            asyncio.run(cycle_load(secure, True, args.clients, args.seconds))
+    if "idle" in only:
+        print("idle connections (a freshly started server each):")
+        for over_tls, compress in ((False, False), (True, False), (True, True)):
+            with mailhost(args.data_dir, 1) as (plain, secure):
+                target = secure if over_tls else plain
+                asyncio.run(idle_connections(target, args.idle, over_tls, compress))
+
+
+def against_other(only: set[str], plain: Target, tls_port: int, args: argparse.Namespace) -> None:
+    tls = Target(plain.host, tls_port, plain.pid)
+    if "cycle" in only:
+        print("login-heavy cycle:")
+        asyncio.run(cycle_load(tls, True, args.clients, args.seconds))
+    if "idle" in only:
+        print("idle connections:")
+        for target, compress in ((plain, False), (tls, False), (tls, True)):
+            asyncio.run(idle_connections(target, args.idle, target is tls, compress))
+
+
+@contextlib.contextmanager
+def mailhost(data_dir: Path, processes: int) -> Iterator[tuple[Target, Target]]:
+    """A fresh server with IMAP and IMAPS on free ports."""
+    port, tls_port = free_port(), free_port()
+    server = start_server(data_dir, port, processes, tls_port)
+    try:
+        yield Target("127.0.0.1", port, server.pid), Target("127.0.0.1", tls_port, server.pid)
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def folder_and_mixed(args: argparse.Namespace, only: set[str]) -> None:
     port = free_port()
     server = start_server(args.data_dir, port, args.processes)
     try:
-        asyncio.run(single_client(port))
+        if "folder" in only:
+            asyncio.run(single_client(port))
+        if "mixed" not in only:
+            return
         print(f"mixed load ({args.processes} process(es) per server):")
         nodes = [(port, server)] + [
             (extra, start_server(args.data_dir, extra, args.processes))
@@ -455,12 +643,6 @@ def main() -> None:
             for _, extra_server in nodes[1:]:
                 extra_server.terminate()
                 extra_server.wait(30)
-        print("idle connections (a freshly started server):")
-        server.terminate()
-        server.wait(30)
-        port = free_port()
-        server = start_server(args.data_dir, port)
-        asyncio.run(idle_connections(port, server.pid, args.idle, args.data_dir))
     finally:
         server.terminate()
         server.wait(30)
