@@ -55,6 +55,7 @@ class Supervisor:
 
     async def run(self) -> None:
         asyncio.get_running_loop().set_default_executor(executor.DatabaseExecutor())
+        tls.fit_read_buffers()
         self.stop = asyncio.Event()
         self.ready = self.ready or asyncio.Event()
         tls.ensure_certificate(
