@@ -706,6 +706,36 @@ def _expunge_rows(
         _release_usage(user_id, sum(m.size for m in rows), len(rows))
 
 
+def claim_recent(folder_id: int) -> tuple[int, int]:
+    """Claim the folder's messages no IMAP session has claimed as \\Recent yet, for the
+    session that asks: UIDs from `low` up to, not including, `high` (none when equal).
+
+    RFC 3501 §2.3.2: a message is \\Recent to the first session notified of it; "if the
+    session is read-write, subsequent sessions will not see \\Recent set for this message".
+    Claim before you work: one conditional UPDATE from the value just read, and the claim
+    holds only if it changed the row; otherwise another session, in this process or
+    another, claimed first, so read again and retry. No change event: \\Recent belongs to
+    one session, and what every other session shows stays as it was.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        while True:
+            cursor.execute(
+                f"SELECT recent_uid, uidnext FROM {FOLDER_TABLE} WHERE id = %s", [folder_id]
+            )
+            found = cursor.fetchone()
+            if found is None:
+                raise FolderNotFound("The folder was deleted")
+            low, high = found
+            if low >= high:
+                return high, high
+            cursor.execute(
+                f"UPDATE {FOLDER_TABLE} SET recent_uid = %s WHERE id = %s AND recent_uid = %s",
+                [high, folder_id, low],
+            )
+            if cursor.rowcount == 1:
+                return low, high
+
+
 def _publish_after_commit(user_id: int, folder_id: int) -> None:
     transaction.on_commit(lambda: events.publish(events.Change(user_id, folder_id)))
 
@@ -742,6 +772,7 @@ class FolderStatus:
     uidnext: int
     uidvalidity: int
     highestmodseq: int
+    recent: int  # not yet claimed as \Recent by any IMAP session (RFC 3501 §6.3.10)
 
 
 def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
@@ -754,6 +785,7 @@ def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
         "n_messages": Count("id"),
         "n_unseen": Count("id", filter=Q(seen=False)),
         "n_deleted": Count("id", filter=Q(deleted=True)),
+        "n_recent": Count("id", filter=Q(uid__gte=folder.recent_uid)),
     }
     if sizes:
         aggregates["total_size"] = Sum("size")
@@ -768,6 +800,7 @@ def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
         uidnext=folder.uidnext,
         uidvalidity=folder.uidvalidity,
         highestmodseq=folder.highestmodseq,
+        recent=totals["n_recent"],
     )
 
 
