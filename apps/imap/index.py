@@ -17,7 +17,7 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,10 +44,10 @@ def flag_bits(seen: Any, answered: Any, flagged: Any, deleted: Any, draft: Any) 
     )
 
 
-def flags_text(bits: int, keywords: str) -> str:
+def flags_text(bits: int, keywords: str, recent: bool = False) -> str:
     """The FLAGS list of a message from its bits and keyword text."""
     seen, answered, flagged, deleted, draft = (bits & bit for bit in _BITS)
-    return responses.message_flags(seen, answered, flagged, deleted, draft, keywords)
+    return responses.message_flags(seen, answered, flagged, deleted, draft, keywords, recent=recent)
 
 
 @dataclass
@@ -283,6 +283,7 @@ def open_folder(user_id: int, name: str) -> query.Snapshot:
         uidnext=folder.uidnext,
         highestmodseq=folder.highestmodseq,
         special_use=folder.special_use,
+        recent_uid=folder.recent_uid,
         uids=uids,
         first_unseen_uid=first_unseen,
         keywords=keywords,
@@ -322,8 +323,14 @@ def has_deleted(folder_id: int, uids: Sequence[int] | None = None) -> bool:
         entry.lock.release()
 
 
-def flag_lines(folder_id: int, pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> bytes:
-    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs."""
+def flag_lines(
+    folder_id: int,
+    pairs: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    recent: Container[int] = (),
+) -> bytes:
+    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs; FLAGS show
+    \\Recent for the UIDs in `recent` (the session's, RFC 3501 §2.3.2)."""
     entry = folders.current(folder_id)
     try:
         rows = entry.flag_rows(uid for _, uid in pairs)
@@ -337,7 +344,7 @@ def flag_lines(folder_id: int, pairs: Sequence[tuple[int, int]], names: Sequence
             if name == "UID":
                 parts.append(f"UID {uid}")
             elif name == "FLAGS":
-                parts.append(f"FLAGS {flags_text(bits, keywords)}")
+                parts.append(f"FLAGS {flags_text(bits, keywords, uid in recent)}")
             else:
                 parts.append(f"MODSEQ ({modseq})")
         out.append(f"* {seq_of[uid]} FETCH ({' '.join(parts)})\r\n")
