@@ -6,11 +6,21 @@ moves and appends are recent where they land, and IMAP4rev2 (RFC 9051) has none 
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+import subprocess
+import sys
 import threading
+from collections.abc import Iterator
 
-from tests.imap.conftest import Raw, deliver, message, untagged
+import pytest
+from django.db import connection
+
+from tests.conftest import ROOT
+from tests.imap.conftest import TIMEOUT, Raw, deliver, message, untagged
 from tests.imap.sexp import fetch_items
+from tests.mailclient import client_tls
 
 RECENT = b"\\Recent"
 
@@ -137,6 +147,78 @@ def test_sessions_racing_for_new_mail_each_get_distinct_messages(imap, alice):
         raw.command("NOOP")  # the last arrivals, if no poll noticed them in time
     owned = [_recent_uids(raw) for raw in sessions]
     assert sorted(uid for uids in owned for uid in uids) == list(range(1, 31))
+
+
+@pytest.fixture
+def second_server(imap) -> Iterator[int]:
+    """Another server process on the same database (as MAILHOST_PROCESSES or a second
+    node runs): the IMAPS port it listens on."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mailhost.settings",
+        "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"]),
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "tests.imap.serve_imap"],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            line = ""
+            while not line.startswith("port "):  # after the supervisor's own lines
+                line = process.stdout.readline()
+                assert line, "the second server did not start"
+            yield int(line.split()[1])
+        finally:
+            process.stdin.close()  # it stops when its input closes
+            process.wait(60)
+
+
+def _login_at(port: int, persona) -> Raw:
+    sock = socket.create_connection(("127.0.0.1", port), TIMEOUT)
+    raw = Raw(client_tls().wrap_socket(sock, server_hostname="localhost"))
+    raw.line()  # greeting
+    lines = raw.command(f'LOGIN "{persona.address}" "{persona.password}"')
+    assert b" OK " in lines[-1], lines
+    return raw
+
+
+def test_sessions_in_two_server_processes_never_share_a_message(imap, alice, second_server):
+    """RFC 3501 §2.3.2 across processes: the claim is the store's, so sessions of two
+    server processes, selecting and polling while mail arrives, each get their own."""
+    for n in range(1, 6):
+        deliver(alice, message(n))
+    here, there = imap.raw(alice), _login_at(second_server, alice)
+    try:
+        counts = [_recent_count(raw.command("SELECT INBOX")) for raw in (here, there)]
+        assert sorted(counts) == [0, 5]
+        stop = threading.Event()
+
+        def poll(raw: Raw) -> None:
+            while not stop.is_set():
+                raw.command("NOOP")
+
+        pollers = [threading.Thread(target=poll, args=(raw,)) for raw in (here, there)]
+        for thread in pollers:
+            thread.start()
+        try:
+            for n in range(6, 31):
+                deliver(alice, message(n))
+        finally:
+            stop.set()
+            for thread in pollers:
+                thread.join()
+        for raw in (here, there):
+            raw.command("NOOP")  # the last arrivals, if no poll noticed them in time
+        owned = [_recent_uids(raw) for raw in (here, there)]
+        assert sorted(uid for uids in owned for uid in uids) == list(range(1, 31))
+    finally:
+        there.command("LOGOUT")
+        there.close()
 
 
 def test_flag_changes_from_others_show_recent_to_its_owner(imap, alice):
