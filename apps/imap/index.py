@@ -17,12 +17,13 @@ import threading
 from array import array
 from bisect import bisect_left
 from collections import OrderedDict
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from apps.imap import index_file, query, responses
+from apps.imap.recent import RecentUids
 from apps.mailstore import services
 
 # Cached messages in all folders together (about 17 bytes each), before the least
@@ -327,24 +328,28 @@ def flag_lines(
     folder_id: int,
     pairs: Sequence[tuple[int, int]],
     names: Sequence[str],
-    recent: Container[int] = (),
+    recent: RecentUids | None = None,
 ) -> bytes:
-    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs; FLAGS show
-    \\Recent for the UIDs in `recent` (the session's, RFC 3501 §2.3.2)."""
+    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs (ascending);
+    FLAGS show \\Recent for the session's `recent` UIDs (RFC 3501 §2.3.2)."""
     entry = folders.current(folder_id)
     try:
         rows = entry.flag_rows(uid for _, uid in pairs)
     finally:
         entry.lock.release()
     seq_of = dict((uid, seq) for seq, uid in pairs)
+    if recent is not None and recent.ranges:
+        mine = recent.marks([row[0] for row in rows])
+    else:
+        mine = bytearray(len(rows))
     out = []
-    for uid, modseq, bits, keywords in rows:
+    for (uid, modseq, bits, keywords), is_recent in zip(rows, mine, strict=True):
         parts = []
         for name in names:
             if name == "UID":
                 parts.append(f"UID {uid}")
             elif name == "FLAGS":
-                parts.append(f"FLAGS {flags_text(bits, keywords, uid in recent)}")
+                parts.append(f"FLAGS {flags_text(bits, keywords, bool(is_recent))}")
             else:
                 parts.append(f"MODSEQ ({modseq})")
         out.append(f"* {seq_of[uid]} FETCH ({' '.join(parts)})\r\n")

@@ -36,6 +36,17 @@ class RecentUids:
     def __contains__(self, uid: object) -> bool:
         return bool(self.ranges) and isinstance(uid, int) and uidsets.contains(self.ranges, uid)
 
+    def marks(self, uids: list[int]) -> bytearray:
+        """1 for each of `uids` that is recent, else 0: a bisection per range, where a
+        membership test per message would add a sixth to FETCH 1:* (FLAGS)."""
+        if uids != sorted(uids):  # "$" saved by SORT ... RETURN (SAVE) is in sort order
+            return bytearray(uid in self for uid in uids)
+        found = bytearray(len(uids))
+        for low, high in self.ranges:
+            start, end = bisect_left(uids, low), bisect_right(uids, high)
+            found[start:end] = b"\x01" * (end - start)
+        return found
+
     def count(self, uids: Sequence[int]) -> int:
         """How many of `uids` (ascending) are recent: a bisection per range, not a step
         per message."""

@@ -273,6 +273,20 @@ def test_search_recent_new_and_old(imap, alice):
     assert sorted(int(n) for n in re.findall(rb"\d+", line)) == [1, 2]
 
 
+def test_flags_of_a_saved_sort_result_show_recent(imap, alice):
+    """RFC 5267 §3.2 with RFC 5182: "$" saved by SORT ... RETURN (SAVE) is in sort order;
+    FETCH $ (FLAGS) still shows \\Recent on exactly this session's messages."""
+    deliver(alice, message(1))
+    imap.raw(alice).command("SELECT INBOX")  # takes 1
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    deliver(alice, message(2))
+    raw.command("NOOP")  # takes 2
+    raw.command("SORT RETURN (SAVE) (REVERSE ARRIVAL) UTF-8 ALL")
+    items = [fetch_items(line) for line in untagged(raw.command("FETCH $ (UID FLAGS)"), "FETCH")]
+    assert {item[b"UID"]: item[b"FLAGS"] for item in items} == {2: [RECENT], 1: []}
+
+
 def test_copies_moves_and_appends_are_recent_where_they_land(imap, alice):
     """RFC 3501 §6.4.7: "the Recent flag SHOULD be set, in the copy"; §6.3.11 APPEND: "In
     either case, the Recent flag is also set"; RFC 6851 §3.3: MOVE as COPY, then
