@@ -6,8 +6,8 @@ UIDs from there up to UIDNEXT through the store (services.claim_recent), at SELE
 whenever new messages show up, and those messages are \\Recent to it alone. A read-only
 session (EXAMINE) only looks: RFC 3501 §6.3.2 says EXAMINE "MUST NOT cause messages to
 lose the \\Recent flag", so it sees the unclaimed messages as recent and leaves them for
-the next session that selects. IMAP4rev2 has no \\Recent (RFC 9051 §2.3.2, Appendix E):
-such a session neither claims nor shows it.
+the next session that selects. IMAP4rev2 deprecates \\Recent (RFC 9051 §2.3.2, Appendix E
+item 12): such a session neither claims nor shows it.
 
 The UIDs are kept as ranges: a claim is one contiguous range, so a session holds a few
 of them however many messages they cover.

@@ -15,7 +15,7 @@ CRLF = b"\r\n"
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 # RFC 9051 §2.3.2: "\*" in PERMANENTFLAGS says clients may create new keywords.
 PERMANENT_FLAGS = (*SYSTEM_FLAGS, "\\*")
-RECENT = "\\Recent"  # RFC 3501 §2.3.2; a session's, never stored (IMAP4rev2 has none)
+RECENT = "\\Recent"  # RFC 3501 §2.3.2; a session's, never stored (deprecated in IMAP4rev2)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 

@@ -2,7 +2,8 @@
 the first read-write one to be told of it. SELECT and new mail report the count (RECENT,
 §7.3.2), FETCH and STORE show the flag to its owner, SEARCH finds it (RECENT, NEW, OLD,
 §6.4.4), STATUS counts what nobody claimed (§6.3.10), EXAMINE leaves it (§6.3.2), copies,
-moves and appends are recent where they land, and IMAP4rev2 (RFC 9051) has none of it."""
+moves and appends are recent where they land, and an IMAP4rev2 session has none of it
+(RFC 9051 deprecates it)."""
 
 from __future__ import annotations
 
@@ -236,7 +237,7 @@ def test_flag_changes_from_others_show_recent_to_its_owner(imap, alice):
 
 def test_store_answers_with_recent_but_never_sets_it(imap, alice):
     """RFC 3501 §6.4.6: the FETCH after STORE shows the flags, \\Recent among them for its
-    owner; §2.3.2: "\\Recent ... cannot be altered by the client"."""
+    owner; §2.3.2: "This flag can not be altered by the client"."""
     deliver(alice, message(1))
     deliver(alice, message(2))
     owner = imap.raw(alice)
@@ -317,7 +318,7 @@ def test_an_append_into_the_selected_mailbox_is_recent_to_its_session(imap, alic
 
 
 def test_an_imap4rev2_session_neither_sees_nor_takes_recent(imap, alice):
-    """RFC 9051 §2.3.2 has no \\Recent (Appendix E: "\\Recent flag was deprecated"): no
+    """RFC 9051 §2.3.2: \\Recent "was in use in IMAP4rev1 and is now deprecated": no
     RECENT response, no flag in FETCH, and the messages stay for an RFC 3501 session."""
     deliver(alice, message(1))
     modern = imap.raw(alice)

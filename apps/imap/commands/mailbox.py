@@ -77,7 +77,7 @@ def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapsh
     for line in mailbox.flags_announcement():
         session.write(line)
     session.untagged(f"{mailbox.exists} EXISTS")
-    if not session.rev2:  # RFC 3501 §6.3.1 only; IMAP4rev2 has no \Recent
+    if not session.rev2:  # RFC 3501 §6.3.1; RFC 9051 §6.3.2: deprecated
         session.untagged(f"{mailbox.recent_count} RECENT")
         if snapshot.first_unseen_uid is not None:
             seq = mailbox.seq_of(snapshot.first_unseen_uid)
