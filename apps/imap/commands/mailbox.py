@@ -52,10 +52,12 @@ async def select(session: Session, command: Command) -> Reply:
     if args.condstore:
         session.enable_condstore()  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
     mailbox = SelectedMailbox(snapshot, readonly=args.readonly, keeps_recent=not session.rev2)
-    claimed_ahead = await _take_recent(mailbox, snapshot)
+    looked_again = await _take_recent(mailbox, snapshot)
     _announce(session, mailbox, snapshot)
     session.select(mailbox)
-    session.dirty = claimed_ahead  # so the first sync announces them, with RECENT
+    # Mail that came while the claim ran may be claimed already but not in the snapshot,
+    # and its change event was just drained: the first sync reads the store again.
+    session.dirty = looked_again
     if args.qresync is not None and args.qresync.uidvalidity == snapshot.uidvalidity:
         await _qresync(session, mailbox, args.qresync)
     return Reply("OK", "", "READ-ONLY" if args.readonly else "READ-WRITE")
@@ -64,12 +66,12 @@ async def select(session: Session, command: Command) -> Reply:
 async def _take_recent(mailbox: SelectedMailbox, snapshot: query.Snapshot) -> bool:
     """Claim (SELECT) or look at (EXAMINE) the messages no session has claimed as \\Recent
     (RFC 3501 §2.3.2, §6.3.2; apps.imap.recent); without any, as usual, no query at all.
-    True when the claim took messages that arrived after the snapshot."""
+    True when it asked the store."""
     last = mailbox.uids[-1] if mailbox.uids else 0
     if not mailbox.keeps_recent or snapshot.recent_uid > max(last, snapshot.uidnext - 1):
         return False
     await mailbox.take_recent()
-    return any(high > last for _, high in mailbox.recent.ranges)
+    return True
 
 
 def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapshot) -> None:
