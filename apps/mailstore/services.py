@@ -772,20 +772,22 @@ class FolderStatus:
     uidnext: int
     uidvalidity: int
     highestmodseq: int
-    recent: int  # not yet claimed as \Recent by any IMAP session (RFC 3501 §6.3.10)
+    recent: int = 0  # not yet claimed as \Recent by an IMAP session (RFC 3501 §6.3.10)
 
 
-def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
+def folder_status(
+    user_id: int, name: str, sizes: bool = True, recent: bool = False
+) -> FolderStatus:
     """Counts for a named folder; FolderNotFound if there is none. Without `sizes` (zero
     then), the counts come from the message_flags index alone: 100,000 messages in a few
-    milliseconds rather than a read of every row (the sizes are only in the rows)."""
+    milliseconds rather than a read of every row (the sizes are only in the rows). With
+    `recent`, the unclaimed messages too (zero otherwise)."""
     folder = get_folder(user_id, name)
     # Aliases must not shadow field names ("deleted", "size") used inside the aggregates.
     aggregates: dict[str, Any] = {
         "n_messages": Count("id"),
         "n_unseen": Count("id", filter=Q(seen=False)),
         "n_deleted": Count("id", filter=Q(deleted=True)),
-        "n_recent": Count("id", filter=Q(uid__gte=folder.recent_uid)),
     }
     if sizes:
         aggregates["total_size"] = Sum("size")
@@ -800,8 +802,16 @@ def folder_status(user_id: int, name: str, sizes: bool = True) -> FolderStatus:
         uidnext=folder.uidnext,
         uidvalidity=folder.uidvalidity,
         highestmodseq=folder.highestmodseq,
-        recent=totals["n_recent"],
+        recent=_unclaimed_count(folder) if recent else 0,
     )
+
+
+def _unclaimed_count(folder: Folder) -> int:
+    """Messages from recent_uid on: a range of the (folder, uid) index, as long as the
+    unclaimed mail (a condition in the aggregate above cost every STATUS a sixth more)."""
+    if folder.recent_uid >= folder.uidnext:
+        return 0
+    return folder.messages.filter(uid__gte=folder.recent_uid).count()
 
 
 @dataclass(frozen=True)

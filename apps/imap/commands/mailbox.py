@@ -200,7 +200,9 @@ async def status(session: Session, command: Command) -> Reply:
 async def status_line(session: Session, name: str, items: tuple[str, ...]) -> bytes:
     """One "* STATUS name (...)" response."""
     sizes = "SIZE" in items or "DELETED-STORAGE" in items
-    found = await query.run(services.folder_status)(_user(session).pk, name, sizes)
+    found = await query.run(services.folder_status)(
+        _user(session).pk, name, sizes, "RECENT" in items
+    )
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     values = {
