@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from apps.imap import index_file, query, responses
+from apps.imap.recent import RecentUids
 from apps.mailstore import services
 
 # Cached messages in all folders together (about 17 bytes each), before the least
@@ -44,10 +45,10 @@ def flag_bits(seen: Any, answered: Any, flagged: Any, deleted: Any, draft: Any) 
     )
 
 
-def flags_text(bits: int, keywords: str) -> str:
+def flags_text(bits: int, keywords: str, recent: bool = False) -> str:
     """The FLAGS list of a message from its bits and keyword text."""
     seen, answered, flagged, deleted, draft = (bits & bit for bit in _BITS)
-    return responses.message_flags(seen, answered, flagged, deleted, draft, keywords)
+    return responses.message_flags(seen, answered, flagged, deleted, draft, keywords, recent=recent)
 
 
 @dataclass
@@ -283,6 +284,7 @@ def open_folder(user_id: int, name: str) -> query.Snapshot:
         uidnext=folder.uidnext,
         highestmodseq=folder.highestmodseq,
         special_use=folder.special_use,
+        recent_uid=folder.recent_uid,
         uids=uids,
         first_unseen_uid=first_unseen,
         keywords=keywords,
@@ -322,22 +324,32 @@ def has_deleted(folder_id: int, uids: Sequence[int] | None = None) -> bool:
         entry.lock.release()
 
 
-def flag_lines(folder_id: int, pairs: Sequence[tuple[int, int]], names: Sequence[str]) -> bytes:
-    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs."""
+def flag_lines(
+    folder_id: int,
+    pairs: Sequence[tuple[int, int]],
+    names: Sequence[str],
+    recent: RecentUids | None = None,
+) -> bytes:
+    """FETCH responses with only UID, FLAGS and MODSEQ, for (seq, uid) pairs (ascending);
+    FLAGS show \\Recent for the session's `recent` UIDs (RFC 3501 §2.3.2)."""
     entry = folders.current(folder_id)
     try:
         rows = entry.flag_rows(uid for _, uid in pairs)
     finally:
         entry.lock.release()
     seq_of = dict((uid, seq) for seq, uid in pairs)
+    if recent is not None and recent.ranges:
+        mine = recent.marks([row[0] for row in rows])
+    else:
+        mine = bytearray(len(rows))
     out = []
-    for uid, modseq, bits, keywords in rows:
+    for (uid, modseq, bits, keywords), is_recent in zip(rows, mine, strict=True):
         parts = []
         for name in names:
             if name == "UID":
                 parts.append(f"UID {uid}")
             elif name == "FLAGS":
-                parts.append(f"FLAGS {flags_text(bits, keywords)}")
+                parts.append(f"FLAGS {flags_text(bits, keywords, bool(is_recent))}")
             else:
                 parts.append(f"MODSEQ ({modseq})")
         out.append(f"* {seq_of[uid]} FETCH ({' '.join(parts)})\r\n")

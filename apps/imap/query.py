@@ -74,6 +74,7 @@ class Snapshot:
     uidnext: int
     highestmodseq: int
     special_use: str
+    recent_uid: int  # the first UID no session has claimed as \Recent
     uids: array
     first_unseen_uid: int | None
     keywords: list[str]
@@ -103,6 +104,15 @@ def folder_uids(folder_id: int) -> array:
 def folder_marks(folder_id: int) -> tuple[int, int]:
     """(UIDVALIDITY, HIGHESTMODSEQ) of the folder; FolderGone if it went away."""
     rows = _rows(f"SELECT uidvalidity, highestmodseq FROM {FOLDER} WHERE id = %s", [folder_id])
+    if not rows:
+        raise FolderGone
+    return rows[0][0], rows[0][1]
+
+
+def unclaimed(folder_id: int) -> tuple[int, int]:
+    """The UIDs no session has claimed as \\Recent yet (apps.imap.recent), from `low` up
+    to, not including, `high`; FolderGone if the folder went away."""
+    rows = _rows(f"SELECT recent_uid, uidnext FROM {FOLDER} WHERE id = %s", [folder_id])
     if not rows:
         raise FolderGone
     return rows[0][0], rows[0][1]

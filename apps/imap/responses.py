@@ -15,6 +15,7 @@ CRLF = b"\r\n"
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 # RFC 9051 §2.3.2: "\*" in PERMANENTFLAGS says clients may create new keywords.
 PERMANENT_FLAGS = (*SYSTEM_FLAGS, "\\*")
+RECENT = "\\Recent"  # RFC 3501 §2.3.2; a session's, never stored (deprecated in IMAP4rev2)
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -36,12 +37,24 @@ def mailbox(name: str, *, utf8: bool) -> bytes:
     return b'"' + wire.replace("\\", "\\\\").replace('"', '\\"').encode() + b'"'
 
 
-def flag_list(flags: Iterable[str]) -> str:
-    return "(" + " ".join(flags) + ")"
+def flag_list(flags: Iterable[str], *, recent: bool = False) -> str:
+    """A parenthesised flag list; `recent` adds \\Recent after the system flags (RFC 3501
+    §2.3.2: the session's own, never stored)."""
+    names = list(flags)
+    if recent:
+        names.insert(sum(1 for name in names if name.startswith("\\")), RECENT)
+    return "(" + " ".join(names) + ")"
 
 
 def message_flags(
-    seen: object, answered: object, flagged: object, deleted: object, draft: object, keywords: str
+    seen: object,
+    answered: object,
+    flagged: object,
+    deleted: object,
+    draft: object,
+    keywords: str,
+    *,
+    recent: bool = False,
 ) -> str:
     """The FLAGS of a message row: system flag columns and the keyword text " a b "."""
     names = [
@@ -49,6 +62,8 @@ def message_flags(
         for name, on in zip(SYSTEM_FLAGS, (seen, answered, flagged, deleted, draft), strict=True)
         if on
     ]
+    if recent:
+        names.append(RECENT)
     return "(" + " ".join([*names, *keywords.split()]) + ")"
 
 

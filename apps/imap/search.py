@@ -54,14 +54,16 @@ def run_search(
     *,
     uids: Sequence[int],
     saved: Sequence[int] | None = None,
+    recent: Sequence[tuple[int, int]] = (),
 ) -> list[int]:
     """UIDs of the messages matching `key`, ascending.
 
     `uids` is the session's view of the folder (sequence number n is `uids[n - 1]`); only
     those messages can match, so mail that arrived since the last sync has no sequence
-    number to report yet. `saved` is the RFC 5182 SEARCHRES result that "$" names.
+    number to report yet. `saved` is the RFC 5182 SEARCHRES result that "$" names;
+    `recent` the UIDs that are \\Recent to the session (RECENT, NEW, OLD).
     """
-    messages = matching(folder_id, key, uids=uids, saved=saved)
+    messages = matching(folder_id, key, uids=uids, saved=saved, recent=recent)
     return list(messages.order_by("uid").values_list("uid", flat=True))
 
 
@@ -71,11 +73,12 @@ def matching(
     *,
     uids: Sequence[int],
     saved: Sequence[int] | None = None,
+    recent: Sequence[tuple[int, int]] = (),
 ) -> QuerySet[Message]:
     """The folder's messages known to the session that match `key` (for SORT and THREAD)."""
     if not uids:
         return Message.objects.none()
-    condition = _Compiler(folder_id, uids, saved or ()).compile(key)
+    condition = _Compiler(folder_id, uids, saved or (), recent).compile(key)
     # UIDs only grow (RFC 9051 §2.3.1.1): every row up to the session's last UID is one it
     # knows, unless expunged since.
     return Message.objects.filter(folder_id=folder_id, uid__lte=uids[-1]).filter(condition)
@@ -84,17 +87,25 @@ def matching(
 class _Compiler:
     """Turns one search program into a Q, given the session's numbering."""
 
-    def __init__(self, folder_id: int, uids: Sequence[int], saved: Sequence[int]) -> None:
+    def __init__(
+        self,
+        folder_id: int,
+        uids: Sequence[int],
+        saved: Sequence[int],
+        recent: Sequence[tuple[int, int]] = (),
+    ) -> None:
         self.folder_id = folder_id
         self.uids = uids
         self.saved = saved
+        self.recent = list(recent)
 
     def compile(self, key: SearchKey) -> Q:
         match key:
             case SearchAll():
                 return ALWAYS
             case SearchFlag(flag, present):
-                return _flag(flag) if present else ~_flag(flag)
+                found = self._recent() if flag.lower() == "\\recent" else _flag(flag)
+                return found if present else ~found
             case SearchHeader(field, value):
                 return fulltext.header_contains(self.folder_id, field, value)
             case SearchBody(value):
@@ -120,6 +131,10 @@ class _Compiler:
             case SearchAnd(keys):
                 return reduce(and_, (self.compile(k) for k in keys), ALWAYS)
         raise TypeError(f"Unknown search key {key!r}")
+
+    def _recent(self) -> Q:
+        """RFC 3501 §6.4.4 RECENT (and NEW, OLD): the session's own \\Recent messages."""
+        return self._uids_in(self.recent) if self.recent else NEVER
 
     def _date(self, op: Literal["before", "on", "since"], day: date, sent: bool) -> Q:
         if sent:
@@ -165,8 +180,6 @@ def _flag(flag: str) -> Q:
     lowered = flag.lower()
     if lowered in _FLAG_COLUMNS:
         return Q(**{_FLAG_COLUMNS[lowered]: True})
-    if lowered == "\\recent":
-        return NEVER  # \Recent is not kept (RFC 9051 drops it): RECENT none, OLD all
     # Keywords are stored " a b " so a whole word matches; case-insensitive like flags.
     return Q(keywords__icontains=f" {flag} ")
 

@@ -5,7 +5,9 @@ array('q') so 100,000 messages cost 800 KB) and two watermarks: the highest mods
 message rows and of expunge tombstones it has read. `sync` reads what changed after them
 and turns it into EXISTS, EXPUNGE / VANISHED and FETCH FLAGS responses. Expunges that may
 not be announced yet (during FETCH, STORE, SEARCH: RFC 9051 §7.5.1) wait in `pending`,
-their sequence numbers still taken, until a command that allows them.
+their sequence numbers still taken, until a command that allows them. New messages are
+claimed as \\Recent (apps.imap.recent) before their EXISTS goes out, and the RECENT
+count follows it (RFC 3501 §7.3.2).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 
-from apps.imap import query, responses
+from apps.imap import query, recent, responses
 from apps.imap.seqset import SequenceSet
 
 # Past this many expunges at once, rebuild the UID array instead of deleting one by one.
@@ -27,7 +29,9 @@ class BadSequence(Exception):
 
 
 class SelectedMailbox:
-    def __init__(self, snapshot: query.Snapshot, *, readonly: bool) -> None:
+    def __init__(
+        self, snapshot: query.Snapshot, *, readonly: bool, keeps_recent: bool = False
+    ) -> None:
         self.folder_id = snapshot.folder_id
         self.name = snapshot.name
         self.uidvalidity = snapshot.uidvalidity
@@ -40,6 +44,9 @@ class SelectedMailbox:
         # uid -> modseq of FLAGS this session already sent (its own STORE), so the next
         # sync does not repeat them.
         self.sent: dict[int, int] = {}
+        # \Recent is RFC 3501's: an IMAP4rev2 session neither claims nor shows it.
+        self.keeps_recent = keeps_recent
+        self.recent = recent.RecentUids()
 
     # -- numbers ------------------------------------------------------------------------
 
@@ -106,7 +113,21 @@ class SelectedMailbox:
         changes = await query.run(query.changes_since)(
             self.folder_id, self.message_mark, self.expunge_mark
         )
+        last = self.uids[-1] if self.uids else 0
+        if self.keeps_recent and any(row[0] > last for row in changes.rows):
+            await self.take_recent()
         return self.apply(changes, expunge=expunge, vanished=vanished, condstore=condstore)
+
+    async def take_recent(self) -> None:
+        """Make the messages no session has claimed recent to this one: claimed when
+        read-write, only looked at when read-only (RFC 3501 §6.3.2, see recent.py)."""
+        take = query.unclaimed if self.readonly else recent.claim
+        self.recent.add(*await query.run(take)(self.folder_id))
+
+    @property
+    def recent_count(self) -> int:
+        """The messages the client knows that are \\Recent to it (RFC 3501 §7.3.2)."""
+        return self.recent.count(self.uids)
 
     def apply(
         self, changes: query.Changes, *, expunge: bool, vanished: bool, condstore: bool
@@ -136,13 +157,17 @@ class SelectedMailbox:
                 continue
             seq = self.seq_of(uid)
             if seq is not None:
-                out.append(self.flags_response(seq, uid, modseq, row[2:8], condstore))
+                out.append(
+                    self.flags_response(seq, uid, modseq, row[2:8], condstore, uid in self.recent)
+                )
         if not new_keywords <= self.keywords:
             self.keywords |= new_keywords
             out = [*self.flags_announcement(), *out]
         if new:
             self.uids.extend(new)
             out.append(responses.untagged(f"{len(self.uids)} EXISTS"))
+            if self.keeps_recent:  # RFC 3501 §7.3.2: with a change of the mailbox's size
+                out.append(responses.untagged(f"{self.recent_count} RECENT"))
         return out
 
     def announce_expunges(self, *, vanished: bool) -> list[bytes]:
@@ -182,10 +207,12 @@ class SelectedMailbox:
         ]
 
     @staticmethod
-    def flags_response(seq: int, uid: int, modseq: int, flags: Iterable, condstore: bool) -> bytes:
+    def flags_response(
+        seq: int, uid: int, modseq: int, flags: Iterable, condstore: bool, recent: bool = False
+    ) -> bytes:
         """An unsolicited FETCH with FLAGS and UID (RFC 7162 §3.2.4 wants UID with
         QRESYNC; it never hurts), and MODSEQ once CONDSTORE is on (RFC 7162 §3.1.4)."""
-        text = f"{seq} FETCH (UID {uid} FLAGS {responses.message_flags(*flags)}"
+        text = f"{seq} FETCH (UID {uid} FLAGS {responses.message_flags(*flags, recent=recent)}"
         if condstore:
             text += f" MODSEQ ({modseq})"
         return responses.untagged(text + ")")

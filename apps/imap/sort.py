@@ -49,12 +49,13 @@ def run_sort(
     *,
     uids: Sequence[int],
     saved: Sequence[int] | None = None,
+    recent: Sequence[tuple[int, int]] = (),
 ) -> list[int]:
     """UIDs of the messages matching `key`, in the order `criteria` give (RFC 5256 §3)."""
     unknown = [c.key for c in criteria if c.key not in _COLUMNS]
     if unknown:
         raise ValueError(f"Unknown sort key {unknown[0]}")
-    messages = matching(folder_id, key, uids=uids, saved=saved)
+    messages = matching(folder_id, key, uids=uids, saved=saved, recent=recent)
     if all(c.key in _SQL_ORDER for c in criteria):
         order = [_sql_order(c) for c in criteria]
         return list(messages.order_by(*order, "uid").values_list("uid", flat=True))

@@ -62,12 +62,13 @@ def run_thread(
     *,
     uids: Sequence[int],
     saved: Sequence[int] | None = None,
+    recent: Sequence[tuple[int, int]] = (),
 ) -> list[ThreadNode]:
     """The threads of the messages matching `key`, as nested lists of UIDs."""
     algorithm = algorithm.upper()
     if algorithm not in ALGORITHMS:
         raise ValueError(f"Unknown threading algorithm {algorithm}")
-    rows = matching(folder_id, key, uids=uids, saved=saved).order_by(*_SENT_ORDER)
+    rows = matching(folder_id, key, uids=uids, saved=saved, recent=recent).order_by(*_SENT_ORDER)
     messages = [
         ThreadMessage(uid, position, *rest)
         for position, (uid, *rest) in enumerate(rows.values_list(*_COLUMNS))

@@ -47,6 +47,10 @@ class Folder(models.Model):
     changed_at = models.DateTimeField(db_index=True)
     # Every message up to this UID has its full-text row (apps.mailstore.fulltext).
     indexed_uid = models.BigIntegerField(default=0)
+    # The first UID no IMAP session has claimed as \Recent (RFC 3501 §2.3.2): messages
+    # from here to UIDNEXT are recent to the next session that selects the folder
+    # read-write (services.claim_recent), as Dovecot keeps its first_recent_uid.
+    recent_uid = models.BigIntegerField(default=1)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_folder")]

@@ -15,7 +15,7 @@ def test_append_answers_appenduid_and_stores_flags(imap, alice):
     assert typ == "OK" and data[0].startswith(b"[APPENDUID ")
     client.select("Drafts")
     typ, data = client.fetch("1", "(FLAGS BODY.PEEK[])")
-    assert b"FLAGS (\\Draft $Label)" in data[0][0]
+    assert b"FLAGS (\\Draft \\Recent $Label)" in data[0][0]  # RFC 3501 §6.3.11: new there
     assert data[0][1] == message(1)
 
 

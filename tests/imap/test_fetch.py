@@ -13,6 +13,8 @@ from tests.imap.sexp import fetch_items
 
 @pytest.fixture
 def mailbox(imap, alice):
+    """A session that selected INBOX first: its three messages are \\Recent to it (RFC
+    3501 §2.3.2), so their FLAGS show it."""
     for n in range(1, 4):
         deliver(alice, message(n))
     raw = imap.raw(alice)
@@ -41,7 +43,7 @@ def test_macros_expand_to_their_items(mailbox, macro, expected):
 def test_uid_fetch_always_includes_uid(mailbox):
     """RFC 9051 §6.4.9: UID is part of every UID FETCH response."""
     items = _items(mailbox.command("UID FETCH 2 (FLAGS)"))
-    assert items == [{b"UID": 2, b"FLAGS": []}]
+    assert items == [{b"UID": 2, b"FLAGS": [b"\\Recent"]}]
 
 
 def test_fetch_by_sequence_range_and_star(mailbox):
@@ -62,7 +64,7 @@ def test_uids_that_do_not_exist_are_skipped(mailbox):
 def test_body_sets_seen_and_reports_the_new_flags(mailbox):
     """RFC 9051 §6.4.5: BODY[] sets \\Seen; changed flags go in the response."""
     items = _items(mailbox.command("FETCH 1 (BODY[TEXT])"))[0]
-    assert items[b"FLAGS"] == [b"\\Seen"]
+    assert items[b"FLAGS"] == [b"\\Seen", b"\\Recent"]
     assert items[b"BODY[TEXT]"] == b"Hello 1.\r\nThis is message 1.\r\n"
 
 
@@ -71,21 +73,23 @@ def test_body_sets_seen_and_reports_the_new_flags(mailbox):
 )
 def test_peek_items_leave_seen_alone(mailbox, item):
     mailbox.command(f"FETCH 1 ({item})")
-    assert _items(mailbox.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == []
+    assert _items(mailbox.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == [b"\\Recent"]
 
 
 @pytest.mark.parametrize("item", ["RFC822", "RFC822.TEXT", "BINARY[1]", "BODY[HEADER]"])
 def test_non_peek_items_set_seen(mailbox, item):
     mailbox.command(f"FETCH 2 ({item})")
-    assert _items(mailbox.command("FETCH 2 (FLAGS)"))[0][b"FLAGS"] == [b"\\Seen"]
+    assert _items(mailbox.command("FETCH 2 (FLAGS)"))[0][b"FLAGS"] == [b"\\Seen", b"\\Recent"]
 
 
 def test_examine_never_sets_seen(imap, alice):
+    """RFC 3501 §6.3.2: no change to the mailbox; the unclaimed message still shows
+    \\Recent, which EXAMINE sees but does not take."""
     deliver(alice, message(1))
     raw = imap.raw(alice)
     raw.command("EXAMINE INBOX")
     raw.command("FETCH 1 (BODY[])")
-    assert _items(raw.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == []
+    assert _items(raw.command("FETCH 1 (FLAGS)"))[0][b"FLAGS"] == [b"\\Recent"]
 
 
 def test_rfc822_items_keep_their_names(mailbox):
@@ -121,7 +125,7 @@ def test_changedsince_returns_only_later_changes(mailbox):
     before = _items(mailbox.command("FETCH 3 (MODSEQ)"))[0][b"MODSEQ"][0]
     mailbox.command("STORE 2 +FLAGS.SILENT (\\Answered)")
     lines = mailbox.command(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {before})")
-    assert [(i[b"UID"], i[b"FLAGS"]) for i in _items(lines)] == [(2, [b"\\Answered"])]
+    assert [(i[b"UID"], i[b"FLAGS"]) for i in _items(lines)] == [(2, [b"\\Answered", b"\\Recent"])]
     assert all(b"MODSEQ" in i for i in _items(lines))
 
 

@@ -95,9 +95,10 @@ def _found(lines: list[bytes]) -> list[int]:
         ("UNDRAFT", [1, 2, 3]),
         ("KEYWORD $Work", [2]),
         ("UNKEYWORD $Work", [1, 3, 4]),
-        ("RECENT", []),
-        ("NEW", []),
-        ("OLD", [1, 2, 3, 4]),
+        # RFC 3501 §6.4.4: the session selected first, so all four are \Recent to it
+        ("RECENT", [1, 2, 3, 4]),
+        ("NEW", [2, 3, 4]),
+        ("OLD", []),
         ("FROM bob", [1, 3]),
         ("TO bob", [4]),
         ("CC dave", [2]),

@@ -114,7 +114,7 @@ def search(
     ("program", "expected"),
     [
         (b"ALL", ALL),
-        # flags (RFC 9051 §2.3.2); \Recent is not kept, so RECENT and NEW find nothing
+        # flags (RFC 9051 §2.3.2); no session's \Recent given, so RECENT and NEW find nothing
         (b"ANSWERED", [1]),
         (b"UNANSWERED", [2, 3, 4, 5]),
         (b"DELETED", [3]),

@@ -8,6 +8,10 @@ import pytest
 from tests.imap.conftest import deliver, message, status, untagged
 from tests.imap.sexp import Value, fetch_items
 
+# The fixture's session selected INBOX first: its messages are \Recent to it (RFC 3501
+# §2.3.2), so the FETCH responses after STORE show that too.
+RECENT = b"\\Recent"
+
 
 @pytest.fixture
 def mailbox(imap, alice):
@@ -34,10 +38,10 @@ def _modseq(items: dict[bytes, Value]) -> int:
 @pytest.mark.parametrize(
     "action, flags, expected",
     [
-        ("FLAGS", "(\\Seen \\Flagged)", [b"\\Seen", b"\\Flagged"]),
-        ("+FLAGS", "(\\Answered)", [b"\\Seen", b"\\Answered"]),
-        ("-FLAGS", "(\\Seen)", []),
-        ("+FLAGS", "\\Draft $Label1", [b"\\Seen", b"\\Draft", b"$Label1"]),
+        ("FLAGS", "(\\Seen \\Flagged)", [b"\\Seen", b"\\Flagged", RECENT]),
+        ("+FLAGS", "(\\Answered)", [b"\\Seen", b"\\Answered", RECENT]),
+        ("-FLAGS", "(\\Seen)", [RECENT]),
+        ("+FLAGS", "\\Draft $Label1", [b"\\Seen", b"\\Draft", RECENT, b"$Label1"]),
     ],
 )
 def test_store_modes_answer_with_the_new_flags(mailbox, action, flags, expected):
@@ -51,29 +55,33 @@ def test_silent_sends_no_fetch(mailbox):
     lines = mailbox.command("STORE 1:3 +FLAGS.SILENT (\\Flagged)")
     assert not untagged(lines, "FETCH")
     flags = _flags(mailbox.command("FETCH 1:3 FLAGS"))
-    assert flags == {1: [b"\\Flagged"], 2: [b"\\Flagged"], 3: [b"\\Flagged"]}
+    assert flags == {n: [b"\\Flagged", RECENT] for n in (1, 2, 3)}
 
 
 def test_store_reports_unchanged_messages_too(mailbox):
     mailbox.command("STORE 2 +FLAGS (\\Seen)")
     lines = mailbox.command("STORE 1:3 +FLAGS (\\Seen)")
-    assert _flags(lines) == {1: [b"\\Seen"], 2: [b"\\Seen"], 3: [b"\\Seen"]}
+    assert _flags(lines) == {n: [b"\\Seen", RECENT] for n in (1, 2, 3)}
 
 
 def test_uid_store_includes_uid(mailbox):
     lines = mailbox.command("UID STORE 2 +FLAGS (\\Flagged)")
-    assert fetch_items(untagged(lines, "FETCH")[0]) == {b"UID": 2, b"FLAGS": [b"\\Flagged"]}
+    assert fetch_items(untagged(lines, "FETCH")[0]) == {b"UID": 2, b"FLAGS": [b"\\Flagged", RECENT]}
 
 
-def test_recent_cannot_be_stored(mailbox):
-    """RFC 9051 §2.3.2: \\Recent is not something a client sets."""
-    assert _flags(mailbox.command("STORE 1 +FLAGS (\\Recent)")) == {1: []}
+def test_recent_cannot_be_stored(mailbox, imap, alice):
+    """RFC 9051 §2.3.2: \\Recent is not something a client sets: the session that owns it
+    still sees it, and a later session, which does not, sees no flag at all."""
+    assert _flags(mailbox.command("STORE 1 +FLAGS (\\Recent)")) == {1: [RECENT]}
+    later = imap.raw(alice)
+    later.command("SELECT INBOX")
+    assert _flags(later.command("FETCH 1 (FLAGS)")) == {1: []}
 
 
 def test_flags_are_case_insensitive(mailbox):
     lines = mailbox.command("STORE 1 +FLAGS (\\SEEN)")
-    assert _flags(lines) == {1: [b"\\Seen"]}
-    assert _flags(mailbox.command("STORE 1 -FLAGS (\\seen)")) == {1: []}
+    assert _flags(lines) == {1: [b"\\Seen", RECENT]}
+    assert _flags(mailbox.command("STORE 1 -FLAGS (\\seen)")) == {1: [RECENT]}
 
 
 def test_a_new_keyword_is_announced_in_flags(mailbox):
@@ -87,7 +95,7 @@ def test_unchangedsince_stores_when_nothing_changed(mailbox):
     modseq = _modseq(fetch_items(untagged(mailbox.command("FETCH 1 MODSEQ"), "FETCH")[0]))
     lines = mailbox.command(f"STORE 1 (UNCHANGEDSINCE {modseq}) +FLAGS (\\Flagged)")
     items = fetch_items(untagged(lines, "FETCH")[0])
-    assert items[b"FLAGS"] == [b"\\Flagged"] and _modseq(items) > modseq
+    assert items[b"FLAGS"] == [b"\\Flagged", RECENT] and _modseq(items) > modseq
     assert status(lines) == "OK"
 
 

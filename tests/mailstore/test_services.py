@@ -239,3 +239,33 @@ def test_a_recreated_folder_gets_a_new_uidvalidity(alice):
     first = services.create_folder(alice.user, "Temp").uidvalidity
     services.delete_folder(alice.user, "Temp")
     assert services.create_folder(alice.user, "Temp").uidvalidity != first
+
+
+def test_each_new_message_is_claimed_as_recent_once(alice):
+    """RFC 3501 §2.3.2: \\Recent goes to one session; the store hands each UID out once."""
+    for n in range(1, 3):
+        services.deliver(message(n), [alice.id])
+    folder_id = inbox(alice).pk
+    assert services.claim_recent(folder_id) == (1, 3)
+    assert services.claim_recent(folder_id) == (3, 3)  # nothing left for a second session
+    services.deliver(message(3), [alice.id])
+    assert services.claim_recent(folder_id) == (3, 4)
+
+
+def test_copies_are_unclaimed_in_their_new_folder(alice):
+    """RFC 3501 §6.4.7: a copy is \\Recent in the folder it went to."""
+    services.deliver(message(1), [alice.id])
+    services.claim_recent(inbox(alice).pk)
+    services.copy_messages(alice.id, inbox(alice).pk, ALL, "Archive")
+    archive = Folder.objects.get(user_id=alice.id, name="Archive")
+    assert services.claim_recent(archive.pk) == (1, 2)
+
+
+def test_status_counts_the_messages_no_session_has_claimed(alice):
+    """RFC 3501 §6.3.10 STATUS RECENT, as Dovecot counts it: not yet claimed by anyone."""
+    services.deliver(message(1), [alice.id])
+    services.claim_recent(inbox(alice).pk)
+    services.deliver(message(2), [alice.id])
+    services.deliver(message(3), [alice.id])
+    assert services.folder_status(alice.id, "INBOX", recent=True).recent == 2
+    assert services.folder_status(alice.id, "INBOX", sizes=False, recent=True).recent == 2

@@ -10,7 +10,7 @@ streamed from the blob in chunks.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -187,7 +187,8 @@ async def _fetch_flags(
     names = [i.name for i in items if isinstance(i, FetchAttr)]
     for start in range(0, len(pairs), FLAG_BATCH):
         chunk = pairs[start : start + FLAG_BATCH]
-        session.write(await query.run(index.flag_lines)(selected.folder_id, chunk, names))
+        lines = await query.run(index.flag_lines)(selected.folder_id, chunk, names, selected.recent)
+        session.write(lines)
         await session.flush()
 
 
@@ -207,7 +208,7 @@ async def _fetch_messages(
         chunk = pairs[start : start + size]
         try:
             pieces = await query.run(render_batch)(
-                selected.folder_id, chunk, items, plan, changed_flags
+                selected.folder_id, chunk, items, plan, changed_flags, selected.recent
             )
         except UnknownTransferEncoding:
             raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
@@ -273,8 +274,10 @@ def render_batch(
     items: Sequence[FetchItem],
     plan: Plan,
     changed_flags: set[int],
+    recent: Container[int] = (),
 ) -> list[Piece]:
-    """Worker thread: the FETCH responses of one batch, as bytes and blob ranges."""
+    """Worker thread: the FETCH responses of one batch, as bytes and blob ranges; FLAGS
+    show \\Recent for the UIDs in `recent` (the session's, RFC 3501 §2.3.2)."""
     rows = query.message_rows(folder_id, [uid for _, uid in pairs], plan.columns)
     by_uid = {row["uid"]: row for row in rows}
     pieces: list[Piece] = []
@@ -282,6 +285,7 @@ def render_batch(
         row = by_uid.get(uid)
         if row is None:  # expunged meanwhile; its EXPUNGE comes later (RFC 9051 §7.5.1)
             continue
+        row["recent"] = uid in recent
         pieces += _message_pieces(seq, row, items, plan, uid in changed_flags)
     return pieces
 
@@ -399,6 +403,7 @@ def _flags(row: dict[str, Any]) -> bytes:
         row["deleted"],
         row["draft"],
         row["keywords"],
+        recent=row.get("recent", False),
     ).encode()
 
 

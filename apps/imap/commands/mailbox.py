@@ -51,12 +51,27 @@ async def select(session: Session, command: Command) -> Reply:
         raise CommandError("No such mailbox", "NONEXISTENT") from None
     if args.condstore:
         session.enable_condstore()  # RFC 7162 §3.1.8: SELECT (CONDSTORE) enables it
-    mailbox = SelectedMailbox(snapshot, readonly=args.readonly)
+    mailbox = SelectedMailbox(snapshot, readonly=args.readonly, keeps_recent=not session.rev2)
+    looked_again = await _take_recent(mailbox, snapshot)
     _announce(session, mailbox, snapshot)
     session.select(mailbox)
+    # Mail that came while the claim ran may be claimed already but not in the snapshot,
+    # and its change event was just drained: the first sync reads the store again.
+    session.dirty = looked_again
     if args.qresync is not None and args.qresync.uidvalidity == snapshot.uidvalidity:
         await _qresync(session, mailbox, args.qresync)
     return Reply("OK", "", "READ-ONLY" if args.readonly else "READ-WRITE")
+
+
+async def _take_recent(mailbox: SelectedMailbox, snapshot: query.Snapshot) -> bool:
+    """Claim (SELECT) or look at (EXAMINE) the messages no session has claimed as \\Recent
+    (RFC 3501 §2.3.2, §6.3.2; apps.imap.recent); without any, as usual, no query at all.
+    True when it asked the store."""
+    last = mailbox.uids[-1] if mailbox.uids else 0
+    if not mailbox.keeps_recent or snapshot.recent_uid > max(last, snapshot.uidnext - 1):
+        return False
+    await mailbox.take_recent()
+    return True
 
 
 def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapshot) -> None:
@@ -64,8 +79,8 @@ def _announce(session: Session, mailbox: SelectedMailbox, snapshot: query.Snapsh
     for line in mailbox.flags_announcement():
         session.write(line)
     session.untagged(f"{mailbox.exists} EXISTS")
-    if not session.rev2:  # RFC 3501 only; we do not keep \Recent
-        session.untagged("0 RECENT")
+    if not session.rev2:  # RFC 3501 §6.3.1; RFC 9051 §6.3.2: deprecated
+        session.untagged(f"{mailbox.recent_count} RECENT")
         if snapshot.first_unseen_uid is not None:
             seq = mailbox.seq_of(snapshot.first_unseen_uid)
             if seq is not None:
@@ -96,7 +111,8 @@ async def _qresync(session: Session, mailbox: SelectedMailbox, params: QResync) 
             continue
         seq = mailbox.seq_of(uid)
         if seq is not None:
-            session.write(mailbox.flags_response(seq, uid, row[1], row[2:8], True))
+            recent = uid in mailbox.recent
+            session.write(mailbox.flags_response(seq, uid, row[1], row[2:8], True, recent))
 
 
 # -- CREATE / DELETE / RENAME / SUBSCRIBE ---------------------------------------------------
@@ -184,7 +200,9 @@ async def status(session: Session, command: Command) -> Reply:
 async def status_line(session: Session, name: str, items: tuple[str, ...]) -> bytes:
     """One "* STATUS name (...)" response."""
     sizes = "SIZE" in items or "DELETED-STORAGE" in items
-    found = await query.run(services.folder_status)(_user(session).pk, name, sizes)
+    found = await query.run(services.folder_status)(
+        _user(session).pk, name, sizes, "RECENT" in items
+    )
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command
     values = {
@@ -194,7 +212,7 @@ async def status_line(session: Session, name: str, items: tuple[str, ...]) -> by
         "UNSEEN": found.unseen,
         "DELETED": found.deleted,
         "SIZE": found.size,
-        "RECENT": 0,
+        "RECENT": found.recent,  # RFC 3501 §6.3.10: not yet claimed by any session
         "HIGHESTMODSEQ": found.highestmodseq,
         "APPENDLIMIT": session.limits.max_literal,
         "DELETED-STORAGE": found.deleted_size,

@@ -37,7 +37,8 @@ def _uses_modseq(key: SearchKey) -> bool:
 def _context(session: Session) -> tuple[SelectedMailbox, dict[str, Any]]:
     selected = session.selected
     assert selected is not None
-    return selected, {"uids": selected.uids, "saved": session.saved}
+    context = {"uids": selected.uids, "saved": session.saved, "recent": selected.recent.ranges}
+    return selected, context
 
 
 async def search(session: Session, command: Command) -> Reply:

@@ -96,10 +96,10 @@ async def _respond(
     for seq, uid in pairs:
         if uid in changed:
             modseq, flag_list = changed[uid]
-            flags_text = responses.flag_list(flag_list)
+            flags_text = responses.flag_list(flag_list, recent=uid in selected.recent)
         elif uid in current and not args.silent:
             modseq = current[uid][0]
-            flags_text = responses.message_flags(*current[uid][1:7])
+            flags_text = responses.message_flags(*current[uid][1:7], recent=uid in selected.recent)
         else:
             continue
         parts = [] if args.silent else [f"FLAGS {flags_text}"]
