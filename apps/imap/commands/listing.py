@@ -126,6 +126,8 @@ async def lsub(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, Lsub)
     assert session.user is not None
+    if args.pattern is None:
+        return Reply()
     entries = tree(await query.run(query.list_folders)(session.user.pk))
     pattern = pattern_regex(args.reference, args.pattern)
     for name in sorted(entries, key=lambda n: (n != "INBOX", n)):
