@@ -167,6 +167,14 @@ def normalise_folder_name(name: str) -> str:
     return (INBOX + sep + rest) if head.upper() == INBOX else name
 
 
+def _valid_name(name: str) -> str:
+    """The normalised name, or StoreError if it is empty or has an empty level."""
+    name = normalise_folder_name(name)
+    if not name or any(not part for part in name.split(DELIMITER)):
+        raise StoreError("Invalid folder name")
+    return name
+
+
 def get_folder(user_id: int, name: str) -> Folder:
     # A raw query still converts columns as the ORM does, without compiling one: SELECT,
     # APPEND and STATUS call this for every command (421 -> 98 us).
@@ -195,9 +203,7 @@ def folder_ids(user_id: int, name: str) -> tuple[int, int]:
 
 def create_folder(user: User, name: str, special_use: str = "") -> Folder:
     """Create `name` and any missing parents (RFC 9051 §6.3.4); subscribes nothing."""
-    name = normalise_folder_name(name)
-    if not name or any(not part for part in name.split(DELIMITER)):
-        raise StoreError("Invalid folder name")
+    name = _valid_name(name)
     with transaction.atomic():
         if Folder.objects.filter(user=user, name=name).exists():
             raise FolderExists(f"{name} already exists")
@@ -280,11 +286,10 @@ def _rename_subscriptions(user: User, old: str, new: str) -> None:
 def set_subscribed(user: User, name: str, subscribed: bool) -> None:
     """SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7-8): any name, whether or not a folder has
     it, and OK either way if it already was (or was not) subscribed."""
-    name = normalise_folder_name(name)
     if subscribed:
-        Subscription.objects.get_or_create(user=user, name=name)
+        Subscription.objects.get_or_create(user=user, name=_valid_name(name))
     else:
-        Subscription.objects.filter(user=user, name=name).delete()
+        Subscription.objects.filter(user=user, name=normalise_folder_name(name)).delete()
 
 
 def subscribed_names(user_id: int) -> list[str]:

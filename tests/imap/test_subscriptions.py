@@ -97,3 +97,19 @@ def test_rename_takes_the_subscriptions_of_renamed_names_along(imap, alice):
         b'() "New/Kept"',
     ]
     assert _subscribed(raw, "Old*") == [b'(\\Noselect) "Older"']
+
+
+def test_a_name_no_folder_could_have_is_not_subscribed(imap, alice):
+    """As CREATE refuses them (RFC 9051 §6.3.4), an empty name or an empty level is no
+    name to subscribe: NO, and nothing is listed."""
+    raw = imap.raw(alice)
+    assert status(raw.command('SUBSCRIBE ""')) == "NO"
+    assert status(raw.command('SUBSCRIBE "a//b"')) == "NO"
+    assert _subscribed(raw, "*") == [
+        b"() INBOX",
+        b'() "Archive"',
+        b'() "Drafts"',
+        b'() "Junk"',
+        b'() "Sent"',
+        b'() "Trash"',
+    ]
