@@ -144,10 +144,11 @@ class List:
 
 @dataclass(frozen=True, slots=True)
 class Lsub:
-    """RFC 3501 §6.3.9 (removed from IMAP4rev2)."""
+    """RFC 3501 §6.3.9 (removed from IMAP4rev2). `pattern` is None when it (or the
+    reference) is not modified UTF-7: it matches nothing (RFC 3501 §5.1.3)."""
 
     reference: str
-    pattern: str
+    pattern: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,3 +369,5 @@ class Command:
     tag: str
     name: str
     args: CommandArgs
+    # A mailbox argument was not modified UTF-7: answered NO [CANNOT] (RFC 3501 §5.1.3).
+    invalid_mailbox: bool = False

@@ -100,13 +100,15 @@ def peek_tag(line: bytes) -> str | None:
 class Cursor:
     """A position in one command plus the nesting depth reached; methods consume tokens."""
 
-    __slots__ = ("data", "depth", "pos", "utf8")
+    __slots__ = ("data", "depth", "invalid_mailbox", "pos", "utf8")
 
     def __init__(self, data: bytes, *, utf8: bool = False) -> None:
         self.data = data
         self.pos = 0
         self.depth = 0
         self.utf8 = utf8  # RFC 6855 §3: after ENABLE UTF8=ACCEPT, names are UTF-8, not mUTF-7
+        # A mailbox argument that is not modified UTF-7 (see `mailbox_name`).
+        self.invalid_mailbox = False
 
     # -- structure ---------------------------------------------------------------------
 
@@ -276,13 +278,25 @@ class Cursor:
         name = self.mailbox_name(self.astring())
         return "INBOX" if name.upper() == "INBOX" else name
 
-    def list_mailbox(self) -> str:
-        """RFC 9051 §9 "list-mailbox" = 1*list-char / string, decoded like a mailbox."""
+    def list_mailbox(self) -> str | None:
+        """RFC 9051 §9 "list-mailbox" = 1*list-char / string, decoded like a mailbox;
+        None for a pattern that is not modified UTF-7, which can match no name."""
         if self.peek_is(b'"') or self.peek_is(b"{"):
-            return self.mailbox_name(self.string())
-        return self.mailbox_name(self.match(_LIST_CHARS, "a mailbox pattern"))
+            return self.decoded_name(self.string())
+        return self.decoded_name(self.match(_LIST_CHARS, "a mailbox pattern"))
 
     def mailbox_name(self, raw: bytes) -> str:
+        """A mailbox argument, decoded. One that is not modified UTF-7 is still well-formed
+        syntax (an astring), so it is not a parse error: the cursor notes it and the
+        session answers NO, as for any name that cannot exist (RFC 3501 §5.1.3)."""
+        name = self.decoded_name(raw)
+        if name is None:
+            self.invalid_mailbox = True
+            return raw.decode("ascii")
+        return name
+
+    def decoded_name(self, raw: bytes) -> str | None:
+        """A mailbox name or pattern as text; None if it is not modified UTF-7."""
         if self.utf8 or not raw.isascii():
             # RFC 6855 §3 after ENABLE UTF8=ACCEPT; 8-bit names from older clients are
             # taken as the UTF-8 they almost always are.
@@ -290,7 +304,7 @@ class Cursor:
         try:
             return decode_mutf7(raw)
         except ValueError:
-            self.fail("Mailbox name is not valid modified UTF-7 (RFC 3501 §5.1.3)")
+            return None
 
     # -- flags and dates ---------------------------------------------------------------
 

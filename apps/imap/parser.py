@@ -159,7 +159,7 @@ def parse_command(data: bytes, *, utf8: bool = False) -> Command:
     except ParseError as exc:
         exc.tag = tag
         raise
-    return Command(tag, name, args)
+    return Command(tag, name, args, cur.invalid_mailbox)
 
 
 def _command(cur: Cursor) -> tuple[str, CommandArgs]:
@@ -344,9 +344,10 @@ def _rename(cur: Cursor) -> Rename:
     return Rename(mailbox, cur.mailbox())
 
 
-def _reference(cur: Cursor) -> str:
-    """LIST/LSUB reference name: a mailbox, but "inbox/" keeps its case."""
-    return cur.mailbox_name(cur.astring())
+def _reference(cur: Cursor) -> str | None:
+    """LIST/LSUB reference name: a mailbox, but "inbox/" keeps its case; None if it is
+    not modified UTF-7."""
+    return cur.decoded_name(cur.astring())
 
 
 def _list(cur: Cursor) -> List:
@@ -361,7 +362,10 @@ def _list(cur: Cursor) -> List:
     reference = _reference(cur)
     cur.sp()
     several = cur.peek_is(b"(")
-    patterns = tuple(cur.paren_list(cur.list_mailbox)) if several else (cur.list_mailbox(),)
+    found = cur.paren_list(cur.list_mailbox) if several else [cur.list_mailbox()]
+    # RFC 3501 §5.1.3: a pattern (or reference) that is not modified UTF-7 names nothing,
+    # so it matches nothing; LIST still answers OK, as Dovecot does, not BAD.
+    patterns = tuple(p for p in found if p is not None and reference is not None)
     returns: frozenset[str] = frozenset()
     status: tuple[str, ...] = ()
     has_returns = cur.take(b" ")
@@ -371,7 +375,7 @@ def _list(cur: Cursor) -> List:
         cur.sp()
         returns, status = _list_returns(cur)
     extended = has_selection or several or has_returns
-    return List(reference, patterns, selection, returns, status, extended)
+    return List(reference or "", patterns, selection, returns, status, extended)
 
 
 def _list_selection(cur: Cursor) -> frozenset[str]:
@@ -406,7 +410,10 @@ def _lsub(cur: Cursor) -> Lsub:
     cur.sp()
     reference = _reference(cur)
     cur.sp()
-    return Lsub(reference, cur.list_mailbox())
+    pattern = cur.list_mailbox()
+    if reference is None or pattern is None:
+        return Lsub("", None)  # matches nothing, as for LIST (RFC 3501 §5.1.3)
+    return Lsub(reference, pattern)
 
 
 def _status_items(cur: Cursor) -> list[str]:

@@ -266,10 +266,13 @@ def _batched(folder_id: int, uids: Sequence[int], columns: str) -> Iterable[tupl
 
 def list_folders(user_id: int) -> list[Folder]:
     return list(
-        Folder.objects.filter(user_id=user_id)
-        .only("id", "name", "special_use", "subscribed")
-        .order_by("name")
+        Folder.objects.filter(user_id=user_id).only("id", "name", "special_use").order_by("name")
     )
+
+
+def mailbox_tree(user_id: int) -> tuple[list[Folder], set[str]]:
+    """The folders and the subscribed names, for LIST and LSUB."""
+    return list_folders(user_id), set(services.subscribed_names(user_id))
 
 
 def folder_id_of(user_id: int, name: str) -> int:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from apps.imap import capabilities, limits, query, responses
 from apps.imap.connection import Connection
-from apps.imap.parser import Command, ParseError, parse_command
+from apps.imap.parser import Command, ParseError, Select, parse_command
 from apps.imap.reader import CommandRejected, ConnectionClosed, MustDisconnect, read_command
 from apps.imap.selected import BadSequence, SelectedMailbox
 from apps.mailstore import events
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 GREETING_TEXT = "Mailhost IMAP4rev2 server ready"
 # RFC 9051 §7.5.1: no EXPUNGE while answering these (the UID forms may carry them).
 NO_EXPUNGE_DURING = frozenset({"FETCH", "STORE", "SEARCH", "SORT", "THREAD"})
+# Dovecot's words for a mailbox argument that is not modified UTF-7 (RFC 3501 §5.1.3).
+INVALID_MAILBOX_NAME = "Mailbox name is not valid mUTF-7"
 
 
 class State(enum.Enum):
@@ -188,6 +190,9 @@ class Session:
         if self.state not in entry.states:
             await self.answer(command, Reply("BAD", f"{command.name} not allowed now"))
             return
+        if command.invalid_mailbox:
+            await self.answer(command, self._refuse_invalid_mailbox(command))
+            return
         reply = await self._run_handler(entry.handler, command)
         if reply is None:  # the handler answered itself (LOGOUT, STARTTLS, COMPRESS)
             return
@@ -196,6 +201,16 @@ class Session:
         await self.answer(command, reply)
         if self.closing:
             await self.bye(self.closing)
+
+    def _refuse_invalid_mailbox(self, command: Command) -> Reply:
+        """RFC 3501 §5.1.3: the command is well-formed, but no mailbox can have a name that
+        is not modified UTF-7: NO, as Dovecot answers, never BAD (which counts towards a
+        disconnect)."""
+        if isinstance(command.args, Select) and self.selected is not None:
+            # RFC 9051 §6.3.2: a failed SELECT or EXAMINE leaves no mailbox selected.
+            self.select(None)
+            self.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
+        return Reply("NO", INVALID_MAILBOX_NAME, "CANNOT")
 
     async def _run_handler(self, handler, command: Command) -> Reply | None:
         try:

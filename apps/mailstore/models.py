@@ -1,4 +1,4 @@
-"""Folders, messages, the expunge log and per-user usage.
+"""Folders, subscriptions, messages, the expunge log and per-user usage.
 
 A message's bytes live in the blob store under `blob_key` (a file, or a `StoredBlob` row
 when small); the row holds what IMAP and the webmail need without reading them again:
@@ -42,7 +42,6 @@ class Folder(models.Model):
     uidnext = models.BigIntegerField(default=1)
     highestmodseq = models.BigIntegerField(default=1)
     special_use = models.CharField(max_length=20, blank=True, default="")
-    subscribed = models.BooleanField(default=True)
     # Touched by every change; the cross-process change poller looks at recent ones.
     changed_at = models.DateTimeField(db_index=True)
     # Every message up to this UID has its full-text row (apps.mailstore.fulltext).
@@ -54,6 +53,23 @@ class Folder(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_folder")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    """A name on a user's subscription list (RFC 9051 §6.3.7, LSUB and LIST (SUBSCRIBED)).
+
+    Names, not folders: a name stays subscribed when its folder is deleted, and may be
+    subscribed before one exists (RFC 3501 §6.3.6); creating a folder subscribes nothing.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    name = models.CharField(max_length=1000)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="unique_subscription")]
 
     def __str__(self) -> str:
         return self.name

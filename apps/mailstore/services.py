@@ -24,7 +24,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.mailstore import blobs, events, fulltext, pgdelivery, plainsql, uidsets
 from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Account, Expunged, Folder, Message
+from apps.mailstore.models import Account, Expunged, Folder, Message, Subscription
 
 if TYPE_CHECKING:
     from apps.mailstore.mime import ParsedMessage
@@ -135,12 +135,15 @@ class FlagChange:
 
 
 def provision(user: User) -> None:
-    """Give a new user their counters and the default folders (RFC 6154 special-use)."""
+    """Give a new user their counters and the default folders (RFC 6154 special-use),
+    subscribed as they are made (as Dovecot's auto-subscribe does): clients that show
+    only subscribed folders show these."""
     with transaction.atomic():
         Account.objects.get_or_create(user=user, defaults={"next_uidvalidity": int(time.time())})
         for name, special_use in DEFAULT_FOLDERS:
             if not Folder.objects.filter(user=user, name=name).exists():
                 _new_folder(user.pk, name, special_use)
+                Subscription.objects.get_or_create(user=user, name=name)
 
 
 def _new_folder(user_id: int, name: str, special_use: str = "") -> Folder:
@@ -162,6 +165,14 @@ def normalise_folder_name(name: str) -> str:
     name = name.strip(DELIMITER)
     head, sep, rest = name.partition(DELIMITER)
     return (INBOX + sep + rest) if head.upper() == INBOX else name
+
+
+def _valid_name(name: str) -> str:
+    """The normalised name, or StoreError if it is empty or has an empty level."""
+    name = normalise_folder_name(name)
+    if not name or any(not part for part in name.split(DELIMITER)):
+        raise StoreError("Invalid folder name")
+    return name
 
 
 def get_folder(user_id: int, name: str) -> Folder:
@@ -191,10 +202,8 @@ def folder_ids(user_id: int, name: str) -> tuple[int, int]:
 
 
 def create_folder(user: User, name: str, special_use: str = "") -> Folder:
-    """Create `name` and any missing parents (RFC 9051 §6.3.4)."""
-    name = normalise_folder_name(name)
-    if not name or any(not part for part in name.split(DELIMITER)):
-        raise StoreError("Invalid folder name")
+    """Create `name` and any missing parents (RFC 9051 §6.3.4); subscribes nothing."""
+    name = _valid_name(name)
     with transaction.atomic():
         if Folder.objects.filter(user=user, name=name).exists():
             raise FolderExists(f"{name} already exists")
@@ -209,7 +218,8 @@ def create_folder(user: User, name: str, special_use: str = "") -> Folder:
 
 
 def delete_folder(user: User, name: str) -> None:
-    """Delete a folder and its messages; children stay (RFC 9051 §6.3.5)."""
+    """Delete a folder and its messages; children stay (RFC 9051 §6.3.5), and so does its
+    subscription (RFC 3501 §6.3.6: never removed unilaterally)."""
     folder = get_folder(user.pk, name)
     if folder.name == INBOX:
         raise StoreError("INBOX cannot be deleted")
@@ -223,7 +233,8 @@ def delete_folder(user: User, name: str) -> None:
 
 
 def rename_folder(user: User, old: str, new: str) -> None:
-    """Rename a folder with its children; renaming INBOX moves its messages (RFC 9051 §6.3.6)."""
+    """Rename a folder with its children; renaming INBOX moves its messages (RFC 9051 §6.3.6).
+    Subscriptions of the renamed names follow them (see `_rename_subscriptions`)."""
     source = get_folder(user.pk, old)
     new = normalise_folder_name(new)
     with transaction.atomic():
@@ -236,6 +247,7 @@ def rename_folder(user: User, old: str, new: str) -> None:
         for child in Folder.objects.filter(user=user, name__startswith=prefix):
             child.name = new + DELIMITER + child.name[len(prefix) :]
             child.save(update_fields=["name"])
+        _rename_subscriptions(user, source.name, new)
         source.name = new
         source.changed_at = timezone.now()
         source.save(update_fields=["name", "changed_at"])
@@ -255,8 +267,36 @@ def _move_inbox_contents(user: User, new: str) -> None:
     _publish_after_commit(user.pk, inbox.pk)
 
 
+def _rename_subscriptions(user: User, old: str, new: str) -> None:
+    """The client renamed these names itself, so their subscriptions go with them, as
+    Cyrus and Apache James do: a client showing only subscribed folders keeps showing
+    them. This is not the unilateral removal RFC 3501 §6.3.6 forbids. A name already
+    subscribed under the new name keeps its one row."""
+    prefix = old + DELIMITER
+    names = Subscription.objects.filter(user=user).filter(Q(name=old) | Q(name__startswith=prefix))
+    for subscription in names:
+        renamed = new + subscription.name[len(old) :]
+        if Subscription.objects.filter(user=user, name=renamed).exists():
+            subscription.delete()
+        else:
+            subscription.name = renamed
+            subscription.save(update_fields=["name"])
+
+
 def set_subscribed(user: User, name: str, subscribed: bool) -> None:
-    Folder.objects.filter(user=user, name=normalise_folder_name(name)).update(subscribed=subscribed)
+    """SUBSCRIBE / UNSUBSCRIBE (RFC 9051 §6.3.7-8): any name, whether or not a folder has
+    it, and OK either way if it already was (or was not) subscribed."""
+    if subscribed:
+        Subscription.objects.get_or_create(user=user, name=_valid_name(name))
+    else:
+        Subscription.objects.filter(user=user, name=normalise_folder_name(name)).delete()
+
+
+def subscribed_names(user_id: int) -> list[str]:
+    """The user's subscription list, sorted."""
+    return list(
+        Subscription.objects.filter(user_id=user_id).order_by("name").values_list("name", flat=True)
+    )
 
 
 # --- new mail ------------------------------------------------------------------------------

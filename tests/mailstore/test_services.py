@@ -10,7 +10,7 @@ from django.db import transaction
 from apps.accounts.models import User
 from apps.mailstore import blobs, groupcommit, services
 from apps.mailstore.blobs import blob_store
-from apps.mailstore.models import Account, Expunged, Folder, Message, StoredBlob
+from apps.mailstore.models import Account, Expunged, Folder, Message, StoredBlob, Subscription
 
 ALL = [(1, 2**31)]
 
@@ -39,6 +39,8 @@ def test_a_new_user_has_the_default_folders_with_special_use(alice):
     }
     validities = Folder.objects.filter(user_id=alice.id).values_list("uidvalidity", flat=True)
     assert len(set(validities)) == 6
+    # Subscribed as they are made, as Dovecot's auto-subscribe does.
+    assert set(services.subscribed_names(alice.id)) == set(folders)
 
 
 def test_deliveries_get_increasing_uids_and_modseqs(alice):
@@ -269,3 +271,26 @@ def test_status_counts_the_messages_no_session_has_claimed(alice):
     services.deliver(message(3), [alice.id])
     assert services.folder_status(alice.id, "INBOX", recent=True).recent == 2
     assert services.folder_status(alice.id, "INBOX", sizes=False, recent=True).recent == 2
+
+
+def test_subscriptions_are_names_apart_from_folders(alice):
+    """RFC 3501 §6.3.6: a name may be subscribed without a folder and stays subscribed
+    when its folder goes; CREATE subscribes nothing (RFC 3501 §6.3.3)."""
+    services.create_folder(alice.user, "Lists/Python")
+    services.set_subscribed(alice.user, "Lists/Python", True)
+    services.set_subscribed(alice.user, "Later", True)
+    services.set_subscribed(alice.user, "inbox", False)  # INBOX in any case (RFC 9051 §5.1)
+    services.delete_folder(alice.user, "Lists/Python")
+    names = services.subscribed_names(alice.id)
+    assert names == ["Archive", "Drafts", "Junk", "Later", "Lists/Python", "Sent", "Trash"]
+    assert Subscription.objects.filter(user_id=alice.id, name="Lists").count() == 0
+
+
+def test_rename_moves_the_subscriptions_under_the_old_name(alice):
+    services.create_folder(alice.user, "Old/Child")
+    for name in ("Old", "Old/Child", "Old/Gone", "Older"):
+        services.set_subscribed(alice.user, name, True)
+    services.set_subscribed(alice.user, "New/Gone", True)  # already there: kept once
+    services.rename_folder(alice.user, "Old", "New")
+    names = [n for n in services.subscribed_names(alice.id) if n[0] in "NO"]
+    assert names == ["New", "New/Child", "New/Gone", "Older"]

@@ -170,12 +170,11 @@ async def rename(session: Session, command: Command) -> Reply:
 
 
 async def subscribe(session: Session, command: Command) -> Reply:
+    """RFC 9051 §6.3.7-8: any name may be subscribed, whether or not a mailbox has it (a
+    server MAY check, RFC 3501 §6.3.6; Dovecot does not), and either command is OK when
+    the name already was, or was not, subscribed."""
     args = command.args
     assert isinstance(args, Subscribe | Unsubscribe)
-    try:
-        await query.run(query.folder_id_of)(_user(session).pk, args.mailbox)
-    except services.FolderNotFound:
-        raise CommandError("No such mailbox", "NONEXISTENT") from None
     await query.write(services.set_subscribed)(
         _user(session), args.mailbox, isinstance(args, Subscribe)
     )
