@@ -406,6 +406,24 @@ def first_mailbox(addresses: Sequence[Address] | None) -> tuple[str, str]:
     return "", ""
 
 
+def addresses_text(addresses: Sequence[Address] | None) -> str:
+    """An address list as what it means, for SEARCH FROM/TO/CC/BCC (RFC 9051 §6.4.4):
+    "name <mailbox@host>" or "mailbox@host" per mailbox, display names decoded (RFC 2047),
+    comments, quoting and folding gone; a group is its name, ":", its members and ";"."""
+    text, separator = "", ""
+    for name, _adl, mailbox, host in addresses or ():
+        if host is None and mailbox is not None:  # group start (RFC 9051 §7.5.2)
+            text, separator = f"{text}{separator}{mailbox}: ", ""
+        elif host is None:  # group end
+            text, separator = f"{text};", ", "
+        else:
+            real = [p for p in (mailbox, host) if p and p not in (MISSING_MAILBOX, MISSING_DOMAIN)]
+            spec = "@".join(real)
+            shown = f"{decode_words(name)} <{spec}>" if name else spec
+            text, separator = f"{text}{separator}{shown}", ", "
+    return text.strip()
+
+
 _ADDRESS_TOKEN = re.compile(
     r"""(?P<space>\s+)
       | (?P<quoted>"(?:[^"\\]|\\.)*"?)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from apps.mailstore import services
-from tests.imap.conftest import status, untagged
+from tests.imap.conftest import deliver, status, untagged
 
 MESSAGES = [
     # (from, to, cc/bcc header, subject, extra headers, body, day, flags)
@@ -229,3 +229,60 @@ def test_no_expunge_during_search(mailbox, imap, alice):
     assert not untagged(lines, "EXPUNGE")
     assert _found(lines) == [1, 2, 4]
     assert untagged(mailbox.command("NOOP"), "EXPUNGE") == [b"* 3 EXPUNGE"]
+
+
+# imaptest's search-addresses mailbox: address fields written every way RFC 5322 allows.
+ADDRESS_MESSAGES = [
+    "From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\n"
+    "Bcc: user-bcc@domain.org\r\n",
+    "From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\n"
+    "Cc: RealCc <user-cc@domain.org>\r\nBcc: RealBcc <user-bcc@domain.org>\r\n",
+    "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\n"
+    "Cc: <user-cc@domain.org>\r\nBcc: <user-bcc@domain.org>\r\n",
+    "From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\n"
+    "Cc: user-cc@domain.org (RealCc)\r\nBcc: user-bcc@domain.org (RealBcc)\r\n",
+    "From: user-from1@domain.org, user-from2@domain.org\r\nCc: user-cc@domain.org\r\n",
+    "To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
+    "  groupname2: groupuser3@domain.org;\r\n",
+    "From: =?utf-8?q?J=C3=B6rg?= <user-folded@\r\n domain.org>\r\n"
+    "To: =?iso-8859-1?q?J=FCrgen?= (the boss) <juergen@domain.org>\r\n",
+]
+
+
+@pytest.fixture
+def addresses(imap, alice):
+    for n, fields in enumerate(ADDRESS_MESSAGES, 1):
+        deliver(alice, f"{fields}Subject: {n}\r\n\r\nbody{n}\r\n".encode())
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    return raw
+
+
+@pytest.mark.parametrize(
+    "key, needle, expected",
+    [
+        ("FROM", "user-from@domain.org", [1, 2, 3, 4]),
+        ("TO", "user-to@domain.org", [1, 2, 3, 4]),
+        ("CC", "user-cc@domain.org", [1, 2, 3, 4, 5]),
+        ("BCC", "user-bcc@domain.org", [1, 2, 3, 4]),
+        ("FROM", "ser-from@do", [1, 2, 3, 4]),
+        ("FROM", "realfrom", [2, 4]),
+        ("FROM", "comment", [3]),
+        ("FROM", "user-from2", [5]),
+        ("TO", "groupname2", [6]),
+        ("TO", "groupuser3@domain.org", [6]),
+        ("TO", "groupuser4", []),
+        ("FROM", "user-folded@domain.org", [7]),
+        ("FROM", "Jörg <user-folded@domain.org>", [7]),
+        ("TO", "jürgen <juergen@domain.org>", [7]),
+    ],
+)
+def test_address_keys_match_the_parsed_addresses(addresses, key, needle, expected):
+    """RFC 9051 §6.4.4 (RFC 3501 §6.4.4): FROM/TO/CC/BCC "contains the specified string"
+    in the field; an address split by comments or folding, or a display name in RFC 2047
+    words, is found as the address and name it stands for, as well as by its raw text."""
+    data = needle.encode()
+    lines = addresses.command(
+        b"SEARCH CHARSET UTF-8 %s {%d+}\r\n%s" % (key.encode(), len(data), data)
+    )
+    assert _found(lines) == expected

@@ -16,6 +16,7 @@ import pytest
 from apps.mailstore.mime import (
     MISSING_DOMAIN,
     MISSING_MAILBOX,
+    addresses_text,
     base_subject,
     decode_transfer,
     decode_words,
@@ -233,6 +234,21 @@ def test_the_envelope_keeps_raw_header_text_and_defaults_sender_to_from():
         "message_id": "<m1@example.org>",
     }
     json.dumps(envelope)
+
+
+@pytest.mark.parametrize(
+    "field, expected",
+    [
+        ("<user (comment)@ (comment) domain.org>", "comment <user@domain.org>"),
+        ("=?utf-8?q?J=C3=B6rg?= <j@x.org>, k@y.org", "Jörg <j@x.org>, k@y.org"),
+        ("team: a@x.org, (B) b@x.org;, c", "team: a@x.org, B <b@x.org>;, c"),
+        ('"quoted \\" name" <q@x.org>', 'quoted " name <q@x.org>'),
+    ],
+)
+def test_addresses_text_is_what_the_addresses_mean(field, expected):
+    """SEARCH FROM/TO/CC/BCC (RFC 9051 §6.4.4) also sees the parsed addresses: comments
+    and quoting gone, RFC 2047 names decoded, groups as "name:" ... ";"."""
+    assert addresses_text(parse_addresses(field)) == expected
 
 
 def test_an_empty_reply_to_defaults_to_from_too():
