@@ -396,14 +396,21 @@ def build_envelope(first: Mapping[str, bytes]) -> JSON:
 
 
 def first_mailbox(addresses: Sequence[Address] | None) -> tuple[str, str]:
-    """(lower-cased addr-spec, decoded display name) of the first mailbox, for SORT
-    (RFC 5256 §3) and SORT=DISPLAY (RFC 5957 §3); ("", "") if there is none."""
-    for name, _adl, mailbox, host in addresses or ():
-        if host is None:
-            continue  # group start or end marker
-        spec = f"{mailbox}@{host}" if host != MISSING_DOMAIN else mailbox or ""
-        return spec.lower(), decode_words(name) if name else ""
-    return "", ""
+    """(lower-cased addr-spec, decoded addr-name) of the first address, for SORT (RFC 5256
+    §3: the addr-mailbox of the first address) and SORT=DISPLAY (RFC 5957 §3: its
+    addr-name, else the addr-spec); ("", "") if there is none.
+
+    The first address is the first of the IMAP address list (RFC 9051 §7.5.2): when the
+    field starts with a group, that is the group's start marker, whose addr-mailbox is
+    the group name and which has no host, so the group name is the key (as Dovecot and
+    imaptest's sort tests have it), not the first member's address."""
+    if not addresses:
+        return "", ""
+    name, _adl, mailbox, host = addresses[0]
+    if host is None:
+        return (mailbox or "").lower(), ""
+    spec = f"{mailbox}@{host}" if host != MISSING_DOMAIN else mailbox or ""
+    return spec.lower(), decode_words(name) if name else ""
 
 
 def addresses_text(addresses: Sequence[Address] | None) -> str:

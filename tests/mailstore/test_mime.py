@@ -311,7 +311,9 @@ def test_it_fills_the_sort_and_thread_keys():
     assert parsed.base_subject == "Grüße aus Köln"
     assert (parsed.from_addr, parsed.from_name) == ("joerg@example.org", "Jörg Schmidt")
     assert (parsed.to_addr, parsed.to_name) == ("alice@example.com", "Alice")
-    assert (parsed.cc_addr, parsed.cc_name) == ("carol@example.org", "")
+    # RFC 5256 §3: the first address of "Cc: Friends: carol@..., ...;" is the group's
+    # start marker (RFC 9051 §7.5.2), whose addr-mailbox is the group name.
+    assert (parsed.cc_addr, parsed.cc_name) == ("friends", "")
     assert parsed.sent_date == datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
     assert parsed.message_id == "<m1@example.org>"
     assert parsed.in_reply_to == "<m0@example.org>"
