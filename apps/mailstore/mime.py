@@ -25,7 +25,6 @@ import binascii
 import email.policy
 import email.utils
 import html.parser
-import quopri
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _PADDING = re.compile(rb"[ \t]*(?:\r?\n|$)")  # RFC 2046 §5.1.1 transport-padding CRLF
 _MSG_ID = re.compile(r"<[^<>\s]+>")  # RFC 5322 §3.6.4 msg-id
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
 _RFC2231_PARAM = re.compile(r';\s*[^\s;=]+\*\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;]*)')
 
 
@@ -751,7 +751,10 @@ def decode_transfer(data: bytes, encoding: str) -> bytes:
         clean = clean[: len(clean) - (len(clean) % 4 == 1)]
         return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
     if encoding == "quoted-printable":
-        return quopri.decodestring(data)  # RFC 2045 §6.7, lenient like binascii.a2b_qp
+        # RFC 2045 §6.7 rule 3: white space at the end of a line was added in transport
+        # and "must be deleted" (so "= " before a line break is a soft line break too);
+        # binascii.a2b_qp undoes =XX and soft line breaks but keeps that white space.
+        return binascii.a2b_qp(_TRAILING_SPACE.sub(b"", data))
     raise UnknownTransferEncoding(encoding)
 
 

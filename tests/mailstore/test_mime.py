@@ -161,6 +161,19 @@ def test_offsets_cut_the_same_bytes_the_email_package_finds(newline):
             assert decode_transfer(content, node["encoding"]) == part.get_payload(decode=True)
 
 
+@pytest.mark.parametrize(
+    "encoded, decoded",
+    [
+        (b"hello  \r\nbar=\r\n\r\n", b"hello\r\nbar\r\n"),  # §6.7 rules 3 and 5
+        (b"foo\t \t= \r\n=62\r\n", b"foo\t \tb\r\n"),  # "= " then line break is soft
+        (b"=C3=a9t=C3=A9 \nend=", "été\nend".encode()),  # LF lines, lower-case hex
+        (b"a=3D=ZZ", b"a==ZZ"),  # a bad "=" sequence is kept as it is (§6.7 note 2)
+    ],
+)
+def test_quoted_printable_is_decoded_as_rfc_2045_says(encoded, decoded):
+    assert decode_transfer(encoded, "quoted-printable") == decoded
+
+
 def test_the_root_spans_the_whole_message_and_its_header():
     parsed = parse_message(SAMPLE)
     assert parsed.body["header_start"] == 0
