@@ -274,7 +274,17 @@ class Session:
             self.subscription.drain()
 
     def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: after a CONDSTORE-enabling command, untagged FETCH responses
+        carry MODSEQ. The first one issued in a mailbox selected without CONDSTORE also
+        announces the mailbox's HIGHESTMODSEQ, before the command's own responses: the
+        highest modseq this session has read (what it has told the client about)."""
+        if self.condstore:
+            return
         self.condstore = True
+        selected = self.selected
+        if selected is not None:
+            highest = max(selected.message_mark, selected.expunge_mark)
+            self.untagged(f"OK [HIGHESTMODSEQ {highest}] Highest")
 
     # -- login and teardown -------------------------------------------------------------
 

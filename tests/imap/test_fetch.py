@@ -258,3 +258,39 @@ def test_binary_sets_seen_and_binary_peek_does_not(imap, alice):
     [items] = _items(raw.command("FETCH 1 (BINARY[1])"))
     assert items[b"BINARY[1]"] == b"a=b" and items[b"FLAGS"] == [b"\\Seen"]
     assert status(raw.command("FETCH 1 (BINARY.PEEK[1.MIME])")) == "BAD"
+
+
+def _highestmodseq(lines: list[bytes]) -> list[int]:
+    return [int(n) for n in re.findall(rb"^\* OK \[HIGHESTMODSEQ (\d+)\]", b"\n".join(lines), re.M)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "FETCH 1 (MODSEQ)",
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+        "STORE 1 (UNCHANGEDSINCE 1000000) +FLAGS (\\Flagged)",
+        "SEARCH MODSEQ 1",
+        "UID SEARCH RETURN (COUNT) MODSEQ 1",
+        "STATUS Archive (HIGHESTMODSEQ)",
+    ],
+)
+def test_a_condstore_enabling_command_first_announces_highestmodseq(mailbox, command):
+    """RFC 7162 §3.1: the first CONDSTORE-enabling command (FETCH MODSEQ or CHANGEDSINCE,
+    STORE UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ) in a mailbox selected
+    without CONDSTORE gets an untagged OK [HIGHESTMODSEQ] before its own responses, once."""
+    mailbox.command("UNSELECT")
+    [selected] = _highestmodseq(mailbox.command("SELECT INBOX"))
+    lines = mailbox.command(command)
+    assert _highestmodseq(lines) == [selected]
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")
+    assert _highestmodseq(mailbox.command(command)) == []
+
+
+def test_after_condstore_is_enabled_fetch_setting_seen_reports_modseq(mailbox):
+    """RFC 7162 §3.1: once enabled, every untagged FETCH carries UID and MODSEQ, also the
+    FLAGS a FETCH sends because it "implicitly set the \\Seen flag"."""
+    before = _items(mailbox.command("FETCH 1 (MODSEQ)"))[0][b"MODSEQ"][0]
+    [items] = _items(mailbox.command("FETCH 2 (BODY[TEXT])"))
+    assert items[b"FLAGS"] == [b"\\Seen"] and items[b"UID"] == 2
+    assert items[b"MODSEQ"][0] > before
