@@ -4,6 +4,7 @@ RFC 5256): every search key, sequence numbers versus UIDs, ESEARCH (RFC 4731), S
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -286,3 +287,26 @@ def test_address_keys_match_the_parsed_addresses(addresses, key, needle, expecte
         b"SEARCH CHARSET UTF-8 %s {%d+}\r\n%s" % (key.encode(), len(data), data)
     )
     assert _found(lines) == expected
+
+
+def test_esearch_modseq_is_that_of_the_messages_it_returns(mailbox):
+    """RFC 7162 §3.1.10 (with §3.1.5): ESEARCH's MODSEQ is the highest mod-sequence of the
+    messages being returned: the MIN or MAX message alone, both with MIN MAX, every match
+    with ALL or COUNT (imaptest's esearch-condstore)."""
+    mailbox.command("FETCH 1 (MODSEQ)")  # CONDSTORE on: STORE reports each new modseq
+    modseq = {}
+    for seq in (1, 3, 2, 4):
+        [line] = untagged(mailbox.command(f"STORE {seq} +FLAGS (\\Seen $Done)"), "FETCH")
+        [number] = re.findall(rb"MODSEQ \((\d+)\)", line)
+        modseq[seq] = int(number)
+
+    def answer(command: str) -> bytes:
+        [line] = untagged(mailbox.command(command), "ESEARCH")
+        return line.split(b") ", 1)[1]
+
+    assert answer("SEARCH RETURN (MIN) 1:3 MODSEQ 1") == b"MIN 1 MODSEQ %d" % modseq[1]
+    assert answer("SEARCH RETURN (MAX) 1:3 MODSEQ 1") == b"MAX 3 MODSEQ %d" % modseq[3]
+    assert answer("SEARCH RETURN () 1:3 MODSEQ 1") == b"ALL 1:3 MODSEQ %d" % modseq[2]
+    assert answer("SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1") == b"MIN 2 MAX 3 MODSEQ %d" % modseq[2]
+    assert answer("SEARCH RETURN (COUNT) 1,3 MODSEQ 1") == b"COUNT 2 MODSEQ %d" % modseq[3]
+    assert answer(f"SEARCH RETURN (ALL) 2:3 MODSEQ {modseq[2]}") == b"ALL 2 MODSEQ %d" % modseq[2]

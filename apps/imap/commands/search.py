@@ -56,7 +56,7 @@ async def search(session: Session, command: Command) -> Reply:
         if options and "SAVE" in options:
             session.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$"
         raise
-    highest = await _highest_modseq(selected, uids) if modseq else None
+    highest = await _highest_modseq(selected, _returned(options, uids)) if modseq else None
     if options is None and not session.rev2:
         numbers = uids if args.uid else [selected.seq_of(u) or 0 for u in uids]
         text = " ".join(["SEARCH", *map(str, numbers)])
@@ -67,6 +67,14 @@ async def search(session: Session, command: Command) -> Reply:
     if options != {"SAVE"}:
         session.untagged(_esearch(command.tag, selected, args.uid, options, uids, highest))
     return Reply()
+
+
+def _returned(options: frozenset[str] | None, uids: list[int]) -> list[int]:
+    """The messages a SEARCH answer reports, whose highest modseq its MODSEQ gives (RFC 7162
+    §3.1.5, §3.1.10): every match for SEARCH, ALL or COUNT; else only the MIN / MAX ones."""
+    if options is None or options & {"ALL", "COUNT"} or not uids:
+        return uids
+    return [uid for uid, option in ((uids[0], "MIN"), (uids[-1], "MAX")) if option in options]
 
 
 def _save(session: Session, options: frozenset[str], uids: list[int]) -> None:
