@@ -310,3 +310,19 @@ def test_esearch_modseq_is_that_of_the_messages_it_returns(mailbox):
     assert answer("SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1") == b"MIN 2 MAX 3 MODSEQ %d" % modseq[2]
     assert answer("SEARCH RETURN (COUNT) 1,3 MODSEQ 1") == b"COUNT 2 MODSEQ %d" % modseq[3]
     assert answer(f"SEARCH RETURN (ALL) 2:3 MODSEQ {modseq[2]}") == b"ALL 2 MODSEQ %d" % modseq[2]
+
+
+def test_sort_with_a_modseq_key_reports_the_highest_modseq(mailbox):
+    """RFC 7162 §3.1.9: SORT with a MODSEQ criterion ends its response with (MODSEQ n), the
+    highest mod-sequence of the messages it returns; ESORT (RFC 5267) gives it as MODSEQ
+    (§3.1.10). Like SEARCH MODSEQ, it turns CONDSTORE on (§3.1)."""
+    lines = mailbox.command("SORT (SUBJECT) UTF-8 MODSEQ 1")
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")
+    [first] = re.findall(rb"^\* SORT 4 3 1 2 \(MODSEQ (\d+)\)$", untagged(lines, "SORT")[0])
+    [store] = untagged(mailbox.command("STORE 3 +FLAGS (\\Seen)"), "FETCH")
+    [number] = re.findall(rb"MODSEQ \((\d+)\)", store)
+    assert int(first) < int(number)
+    [line] = untagged(mailbox.command("SORT (SUBJECT) UTF-8 MODSEQ 1"), "SORT")
+    assert line == b"* SORT 4 3 1 2 (MODSEQ %s)" % number
+    lines = mailbox.command("SORT RETURN (COUNT) (SUBJECT) UTF-8 MODSEQ 1")
+    assert untagged(lines, "ESEARCH") == [b'* ESEARCH (TAG "t6") COUNT 4 MODSEQ %s' % number]

@@ -126,22 +126,32 @@ async def _highest_modseq(selected: SelectedMailbox, uids: list[int]) -> int | N
 
 
 async def sort(session: Session, command: Command) -> Reply:
-    """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2)."""
+    """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2); with a
+    MODSEQ key, the highest modseq of what it returns (RFC 7162 §3.1.9, §3.1.10)."""
     from apps.imap import sort as engine
 
     args = command.args
     assert isinstance(args, Sort)
     selected, context = _context(session)
+    modseq = _uses_modseq(args.key)
+    if modseq:
+        session.enable_condstore()
     uids = await query.run(engine.run_sort)(selected.folder_id, args.criteria, args.key, **context)
     numbers = uids if args.uid else [selected.seq_of(u) or 0 for u in uids]
+    returned = _returned(args.return_options, sorted(uids))
+    highest = await _highest_modseq(selected, returned) if modseq else None
     if args.return_options is None:
-        session.untagged(" ".join(["SORT", *map(str, numbers)]))
+        text = " ".join(["SORT", *map(str, numbers)])
+        session.untagged(text + (f" (MODSEQ {highest})" if highest and uids else ""))
         return Reply()
     _save(session, args.return_options, list(uids))
     # RFC 5267 §3.2: ALL keeps the sort order (a sequence-set may list in any order).
-    parts = [_esearch(command.tag, selected, args.uid, args.return_options - {"ALL"}, uids, None)]
+    options = args.return_options - {"ALL"}
+    parts = [_esearch(command.tag, selected, args.uid, options, uids, None)]
     if "ALL" in args.return_options and numbers:
         parts.append("ALL " + ",".join(map(str, numbers)))
+    if highest and numbers:
+        parts.append(f"MODSEQ {highest}")
     if args.return_options != {"SAVE"}:
         session.untagged(" ".join(parts))
     return Reply()
