@@ -101,7 +101,7 @@ def with_addresses(header: str, envelope: dict[str, Any]) -> str:
     """`header` (from header_text) with the address fields once more as lines of their
     parsed addresses (mime.addresses_text), so FROM/TO/CC/BCC also find an address the
     field writes with comments or folding inside it, or a name in RFC 2047 words. Each
-    line takes its field's name, so the same "\nname: ...needle" pattern finds either;
+    line takes its field's name, so the same "\\nname: ...needle" pattern finds either;
     a line the header already holds as written is not repeated."""
     from apps.mailstore.mime import addresses_text
 

@@ -61,7 +61,9 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _PADDING = re.compile(rb"[ \t]*(?:\r?\n|$)")  # RFC 2046 §5.1.1 transport-padding CRLF
 _MSG_ID = re.compile(r"<[^<>\s]+>")  # RFC 5322 §3.6.4 msg-id
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
-_TRAILING_SPACE = re.compile(rb"[ \t]+(?=\r?\n|\Z)")
+# White space before a line break or the end; the look-behind makes a match start only
+# where a run starts, so a long run that does not end a line costs linear time.
+_TRAILING_SPACE = re.compile(rb"(?<![ \t])[ \t]+(?=\r?\n|\Z)")
 _RFC2231_PARAM = re.compile(r';\s*[^\s;=]+\*\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;]*)')
 
 
