@@ -294,3 +294,19 @@ def test_after_condstore_is_enabled_fetch_setting_seen_reports_modseq(mailbox):
     [items] = _items(mailbox.command("FETCH 2 (BODY[TEXT])"))
     assert items[b"FLAGS"] == [b"\\Seen"] and items[b"UID"] == 2
     assert items[b"MODSEQ"][0] > before
+
+
+def test_the_announced_highestmodseq_leaves_out_expunges_not_yet_announced(mailbox, imap, alice):
+    """RFC 7162 §3.1 and RFC 9051 §7.5.1: during FETCH and SEARCH an expunge by another
+    session waits; the HIGHESTMODSEQ announced meanwhile must not cover it, or a client
+    keeping that value would never learn of the expunge."""
+    other = imap.raw(alice)
+    other.command("SELECT INBOX")
+    other.command("STORE 3 +FLAGS.SILENT (\\Deleted)")
+    [before] = _highestmodseq(other.command("EXPUNGE") + other.command("SELECT INBOX"))
+    lines = mailbox.command("FETCH 1 (FLAGS)")  # reads the expunge, may not announce it
+    lines += mailbox.command("SEARCH MODSEQ 1")
+    assert not untagged(lines, "EXPUNGE")
+    [announced] = _highestmodseq(lines)
+    assert announced < before
+    assert untagged(mailbox.command("NOOP"), "EXPUNGE") == [b"* 3 EXPUNGE"]
