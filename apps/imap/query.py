@@ -206,10 +206,12 @@ def expunged_since(folder_id: int, modseq: int) -> list[int]:
 
 def flags_of(folder_id: int, uids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
     """uid -> (modseq, flag columns) for these UIDs (for STORE's FETCH responses)."""
+    wanted = set(uids)
     found: dict[int, tuple[Any, ...]] = {}
     for sql, params in _batched(folder_id, uids, f"uid, modseq, {FLAG_COLUMNS}"):
         for row in _rows(sql, params):
-            found[row[0]] = row[1:]
+            if row[0] in wanted:  # a dense run is read as a UID range, gaps and all
+                found[row[0]] = row[1:]
     return found
 
 

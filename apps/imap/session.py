@@ -289,7 +289,20 @@ class Session:
             self.subscription.drain()
 
     def enable_condstore(self) -> None:
+        """RFC 7162 §3.1: after a CONDSTORE-enabling command, untagged FETCH responses
+        carry MODSEQ. The first one issued in a mailbox selected without CONDSTORE also
+        announces the mailbox's HIGHESTMODSEQ, before the command's own responses: the
+        highest modseq this session has told the client about: expunges it has read but
+        may not announce yet (RFC 9051 §7.5.1) do not count."""
+        if self.condstore:
+            return
         self.condstore = True
+        selected = self.selected
+        if selected is not None:
+            highest = selected.message_mark
+            if not selected.pending:
+                highest = max(highest, selected.expunge_mark)
+            self.untagged(f"OK [HIGHESTMODSEQ {highest}] Highest")
 
     # -- login and teardown -------------------------------------------------------------
 

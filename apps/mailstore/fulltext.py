@@ -8,7 +8,8 @@ each batch right after filing it, a periodic task catches up after IMAP APPEND, 
 search first indexes what its folder received since `Folder.indexed_uid` (`catch_up`),
 so no search ever misses a message. A row keeps, lower-cased and with runs of white space
 made one space:
-  header   every top-level header field as "\\nname: value", RFC 2047 words decoded;
+  header   every top-level header field as "\\nname: value", RFC 2047 words decoded,
+           then From, To, Cc and Bcc again as their parsed addresses (`with_addresses`);
   body     the decoded text of the text/* parts (`ParsedMessage.text`);
   sent_day the Date: field's own calendar day, "YYYY-MM-DD" (SENTON & co. compare that
            day "disregarding time and timezone", which `Message.sent_date` in UTC has lost).
@@ -49,6 +50,9 @@ CATCH_UP_CHUNK = 500  # blobs indexed per transaction when a folder catches up
 HEADER_LIMIT = 256 * 1024  # octets of header indexed; past this it is spam, not mail
 BATCH = 500  # keys per statement, well under SQLite's parameter limit
 
+# Fields searched as parsed addresses too (RFC 9051 §6.4.4 FROM, TO, CC, BCC); the names
+# are those of ParsedMessage.envelope and of the fields themselves.
+ADDRESS_FIELDS = ("from", "to", "cc", "bcc")
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 §2.2 ftext: printable ASCII but ":"
 
 
@@ -93,9 +97,24 @@ def sent_day(value: str | None) -> str | None:
         return None
 
 
+def with_addresses(header: str, envelope: dict[str, Any]) -> str:
+    """`header` (from header_text) with the address fields once more as lines of their
+    parsed addresses (mime.addresses_text), so FROM/TO/CC/BCC also find an address the
+    field writes with comments or folding inside it, or a name in RFC 2047 words. Each
+    line takes its field's name, so the same "\\nname: ...needle" pattern finds either;
+    a line the header already holds as written is not repeated."""
+    from apps.mailstore.mime import addresses_text
+
+    for field in ADDRESS_FIELDS:
+        text = normalise(addresses_text(envelope.get(field)))
+        if text and f"\n{field}: {text}\n" not in header:
+            header += f"{field}: {text}\n"
+    return header
+
+
 def document(header_block: bytes, parsed: ParsedMessage) -> Document:
     return Document(
-        header=header_text(header_block),
+        header=with_addresses(header_text(header_block), parsed.envelope),
         body=normalise(parsed.text),
         sent_day=sent_day(parsed.envelope.get("date")),
     )

@@ -25,7 +25,6 @@ import binascii
 import email.policy
 import email.utils
 import html.parser
-import quopri
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -62,6 +61,9 @@ _BLANK_LINE = re.compile(rb"\n\r?\n")
 _PADDING = re.compile(rb"[ \t]*(?:\r?\n|$)")  # RFC 2046 §5.1.1 transport-padding CRLF
 _MSG_ID = re.compile(r"<[^<>\s]+>")  # RFC 5322 §3.6.4 msg-id
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+# White space before a line break or the end; the look-behind makes a match start only
+# where a run starts, so a long run that does not end a line costs linear time.
+_TRAILING_SPACE = re.compile(rb"(?<![ \t])[ \t]+(?=\r?\n|\Z)")
 _RFC2231_PARAM = re.compile(r';\s*[^\s;=]+\*\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;]*)')
 
 
@@ -396,14 +398,39 @@ def build_envelope(first: Mapping[str, bytes]) -> JSON:
 
 
 def first_mailbox(addresses: Sequence[Address] | None) -> tuple[str, str]:
-    """(lower-cased addr-spec, decoded display name) of the first mailbox, for SORT
-    (RFC 5256 §3) and SORT=DISPLAY (RFC 5957 §3); ("", "") if there is none."""
+    """(lower-cased addr-spec, decoded addr-name) of the first address, for SORT (RFC 5256
+    §3: the addr-mailbox of the first address) and SORT=DISPLAY (RFC 5957 §3: its
+    addr-name, else the addr-spec); ("", "") if there is none.
+
+    The first address is the first of the IMAP address list (RFC 9051 §7.5.2): when the
+    field starts with a group, that is the group's start marker, whose addr-mailbox is
+    the group name and which has no host, so the group name is the key (as Dovecot and
+    imaptest's sort tests have it), not the first member's address."""
+    if not addresses:
+        return "", ""
+    name, _adl, mailbox, host = addresses[0]
+    if host is None:
+        return (mailbox or "").lower(), ""
+    spec = f"{mailbox}@{host}" if host != MISSING_DOMAIN else mailbox or ""
+    return spec.lower(), decode_words(name) if name else ""
+
+
+def addresses_text(addresses: Sequence[Address] | None) -> str:
+    """An address list as what it means, for SEARCH FROM/TO/CC/BCC (RFC 9051 §6.4.4):
+    "name <mailbox@host>" or "mailbox@host" per mailbox, display names decoded (RFC 2047),
+    comments, quoting and folding gone; a group is its name, ":", its members and ";"."""
+    text, separator = "", ""
     for name, _adl, mailbox, host in addresses or ():
-        if host is None:
-            continue  # group start or end marker
-        spec = f"{mailbox}@{host}" if host != MISSING_DOMAIN else mailbox or ""
-        return spec.lower(), decode_words(name) if name else ""
-    return "", ""
+        if host is None and mailbox is not None:  # group start (RFC 9051 §7.5.2)
+            text, separator = f"{text}{separator}{mailbox}: ", ""
+        elif host is None:  # group end
+            text, separator = f"{text};", ", "
+        else:
+            real = [p for p in (mailbox, host) if p and p not in (MISSING_MAILBOX, MISSING_DOMAIN)]
+            spec = "@".join(real)
+            shown = f"{decode_words(name)} <{spec}>" if name else spec
+            text, separator = f"{text}{separator}{shown}", ", "
+    return text.strip()
 
 
 _ADDRESS_TOKEN = re.compile(
@@ -726,7 +753,10 @@ def decode_transfer(data: bytes, encoding: str) -> bytes:
         clean = clean[: len(clean) - (len(clean) % 4 == 1)]
         return binascii.a2b_base64(clean + b"=" * (-len(clean) % 4))
     if encoding == "quoted-printable":
-        return quopri.decodestring(data)  # RFC 2045 §6.7, lenient like binascii.a2b_qp
+        # RFC 2045 §6.7 rule 3: white space at the end of a line was added in transport
+        # and "must be deleted" (so "= " before a line break is a soft line break too);
+        # binascii.a2b_qp undoes =XX and soft line breaks but keeps that white space.
+        return binascii.a2b_qp(_TRAILING_SPACE.sub(b"", data))
     raise UnknownTransferEncoding(encoding)
 
 

@@ -112,3 +112,24 @@ def test_moves_between_other_folders_say_nothing(mailbox, training):
     mailbox.command("MOVE 1 Archive")
     assert training == []
     assert not untagged(mailbox.command("NOOP"), "EXPUNGE")
+
+
+def test_move_into_the_selected_mailbox_reports_the_new_copy_before_the_expunge(mailbox):
+    """RFC 6851 §3.3 (MOVE is COPY, then expunge): moving into the selected mailbox
+    itself adds a new message with a new UID, announced by EXISTS, and expunges the old
+    one; the copy is there before the original goes, so EXISTS comes first."""
+    lines = mailbox.command("MOVE 1 INBOX")
+    assert lines[0].startswith(b"* OK [COPYUID ") and lines[0].split()[4:6] == [b"1", b"5]"]
+    assert lines[1:3] == [b"* 5 EXISTS", b"* 1 EXPUNGE"]
+    assert status(lines) == "OK"
+    assert untagged(mailbox.command("FETCH 1:* (UID)"), "FETCH")[-1] == b"* 4 FETCH (UID 5)"
+
+
+def test_copy_into_the_selected_mailbox_reports_exists(mailbox):
+    """RFC 9051 §6.4.7 / §7.4.1: a COPY into the selected mailbox adds a message, and the
+    server announces it with EXISTS, at the latest by the next command."""
+    lines = mailbox.command("COPY 2 INBOX")
+    assert status(lines).startswith("OK [COPYUID ")
+    lines += mailbox.command("NOOP")
+    assert untagged(lines, "EXISTS") == [b"* 5 EXISTS"]
+    assert untagged(mailbox.command("FETCH 5 (UID)"), "FETCH") == [b"* 5 FETCH (UID 5)"]

@@ -196,3 +196,121 @@ def test_a_large_message_streams_whole(imap, alice):
 
 def test_garbage_fetch_attributes_are_bad(mailbox):
     assert status(mailbox.command("FETCH 1 (NOSUCHTHING)")) == "BAD"
+
+
+def _mime(*parts: tuple[str, bytes]) -> bytes:
+    """A multipart/mixed message of text parts, each (Content-Transfer-Encoding, body)."""
+    out = b"From: user@domain.org\r\nMime-Version: 1.0\r\n"
+    out += b'Content-Type: multipart/mixed; boundary="foo"\r\n\r\n'
+    for encoding, body in parts:
+        out += b"--foo\r\nContent-Type: text/x-myown; charset=us-ascii\r\n"
+        out += b"Content-Transfer-Encoding: %s\r\n\r\n%s\r\n" % (encoding.encode(), body)
+    return out + b"--foo--\r\n"
+
+
+# imaptest's fetch-binary-mime-qp part: soft line breaks, =XX, and white space that
+# transport added at line ends (some of it after a soft line break's "=").
+QP_BODY = (
+    b"hello  \r\nbar=\r\n\r\nfoo\t=\r\nbar\r\nfoo\t \t= \r\n=62\r\nfoo = \t\r\nbar\r\n"
+    b"foo =\r\n=62\r\nfoo  \r\nbar=\r\n\r\nfoo_bar\r\n"
+)
+QP_DECODED = (
+    b"hello\r\nbar\r\nfoo\tbar\r\nfoo\t \tb\r\nfoo bar\r\nfoo b\r\nfoo\r\nbar\r\nfoo_bar\r\n"
+)
+BASE64_BODY = b"  aGVs    \r\n bG8g  \r\n   d29y  \t \r\n    bGQ= \r\n\r\n"
+BINARY_BASE64_BODY = b"YWJjZGVmZw1oaWprbA0KbW5vCnBxcnN0dXZxeHl6\r\n"
+
+
+@pytest.mark.parametrize(
+    "item, expected",
+    [
+        ("BINARY.SIZE[1]", 65),
+        ("BINARY.PEEK[1]", QP_DECODED),
+        ("BINARY.PEEK[1]<0.10>", QP_DECODED[:10]),
+        ("BINARY.PEEK[1]<15.10>", QP_DECODED[15:25]),
+        ("BINARY.PEEK[1]<40.100>", QP_DECODED[40:]),
+        ("BINARY.SIZE[2]", 11),
+        ("BINARY.PEEK[2]", b"hello world"),
+        ("BINARY.SIZE[3]", 30),
+        ("BINARY.PEEK[3]<5.10>", b"fg\rhijkl\r\n"),
+    ],
+)
+def test_binary_decodes_quoted_printable_and_base64(imap, alice, item, expected):
+    """RFC 3516 §4.2/§4.3: BINARY[part] is the part with its Content-Transfer-Encoding
+    undone (RFC 2045 §6.7: trailing white space deleted, soft line breaks and =XX
+    undone; §6.8 base64, white space ignored), BINARY.SIZE its decoded length, and
+    <partial> counts octets of the decoded data."""
+    qp = ("quoted-printable", QP_BODY)
+    deliver(alice, _mime(qp, ("base64", BASE64_BODY), ("base64", BINARY_BASE64_BODY)))
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    [items] = _items(raw.command(f"FETCH 1 ({item})"))
+    name = item.replace(".PEEK", "").encode()
+    name = re.sub(rb"<(\d+)\.\d+>", rb"<\1>", name)
+    assert items[name] == expected
+
+
+def test_binary_sets_seen_and_binary_peek_does_not(imap, alice):
+    """RFC 3516 §4.2: BINARY[] sets \\Seen, BINARY.PEEK[] and BINARY.SIZE[] leave it;
+    BINARY[] is the whole message, and a section-binary has no .MIME or .TEXT (BAD)."""
+    message_bytes = _mime(("quoted-printable", b"a=3D= \r\nb"))
+    deliver(alice, message_bytes)
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    [items] = _items(raw.command("FETCH 1 (BINARY.PEEK[] BINARY.SIZE[1] FLAGS)"))
+    assert items[b"BINARY[]"] == message_bytes and items[b"FLAGS"] == []
+    [items] = _items(raw.command("FETCH 1 (BINARY[1])"))
+    assert items[b"BINARY[1]"] == b"a=b" and items[b"FLAGS"] == [b"\\Seen"]
+    assert status(raw.command("FETCH 1 (BINARY.PEEK[1.MIME])")) == "BAD"
+
+
+def _highestmodseq(lines: list[bytes]) -> list[int]:
+    return [int(n) for n in re.findall(rb"^\* OK \[HIGHESTMODSEQ (\d+)\]", b"\n".join(lines), re.M)]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "FETCH 1 (MODSEQ)",
+        "UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)",
+        "STORE 1 (UNCHANGEDSINCE 1000000) +FLAGS (\\Flagged)",
+        "SEARCH MODSEQ 1",
+        "UID SEARCH RETURN (COUNT) MODSEQ 1",
+        "STATUS Archive (HIGHESTMODSEQ)",
+    ],
+)
+def test_a_condstore_enabling_command_first_announces_highestmodseq(mailbox, command):
+    """RFC 7162 §3.1: the first CONDSTORE-enabling command (FETCH MODSEQ or CHANGEDSINCE,
+    STORE UNCHANGEDSINCE, SEARCH MODSEQ, STATUS HIGHESTMODSEQ) in a mailbox selected
+    without CONDSTORE gets an untagged OK [HIGHESTMODSEQ] before its own responses, once."""
+    mailbox.command("UNSELECT")
+    [selected] = _highestmodseq(mailbox.command("SELECT INBOX"))
+    lines = mailbox.command(command)
+    assert _highestmodseq(lines) == [selected]
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")
+    assert _highestmodseq(mailbox.command(command)) == []
+
+
+def test_after_condstore_is_enabled_fetch_setting_seen_reports_modseq(mailbox):
+    """RFC 7162 §3.1: once enabled, every untagged FETCH carries UID and MODSEQ, also the
+    FLAGS a FETCH sends because it "implicitly set the \\Seen flag"."""
+    before = _items(mailbox.command("FETCH 1 (MODSEQ)"))[0][b"MODSEQ"][0]
+    [items] = _items(mailbox.command("FETCH 2 (BODY[TEXT])"))
+    assert items[b"FLAGS"] == [b"\\Seen"] and items[b"UID"] == 2
+    assert items[b"MODSEQ"][0] > before
+
+
+def test_the_announced_highestmodseq_leaves_out_expunges_not_yet_announced(mailbox, imap, alice):
+    """RFC 7162 §3.1 and RFC 9051 §7.5.1: during FETCH and SEARCH an expunge by another
+    session waits; the HIGHESTMODSEQ announced meanwhile must not cover it, or a client
+    keeping that value would never learn of the expunge."""
+    other = imap.raw(alice)
+    other.command("SELECT INBOX")
+    other.command("STORE 3 +FLAGS.SILENT (\\Deleted)")
+    [before] = _highestmodseq(other.command("EXPUNGE") + other.command("SELECT INBOX"))
+    lines = mailbox.command("FETCH 1 (FLAGS)")  # reads the expunge, may not announce it
+    lines += mailbox.command("SEARCH MODSEQ 1")
+    assert not untagged(lines, "EXPUNGE")
+    [announced] = _highestmodseq(lines)
+    assert announced < before
+    assert untagged(mailbox.command("NOOP"), "EXPUNGE") == [b"* 3 EXPUNGE"]

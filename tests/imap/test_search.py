@@ -4,12 +4,13 @@ RFC 5256): every search key, sequence numbers versus UIDs, ESEARCH (RFC 4731), S
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
 
 from apps.mailstore import services
-from tests.imap.conftest import status, untagged
+from tests.imap.conftest import deliver, status, untagged
 
 MESSAGES = [
     # (from, to, cc/bcc header, subject, extra headers, body, day, flags)
@@ -230,3 +231,99 @@ def test_no_expunge_during_search(mailbox, imap, alice):
     assert not untagged(lines, "EXPUNGE")
     assert _found(lines) == [1, 2, 4]
     assert untagged(mailbox.command("NOOP"), "EXPUNGE") == [b"* 3 EXPUNGE"]
+
+
+# imaptest's search-addresses mailbox: address fields written every way RFC 5322 allows.
+ADDRESS_MESSAGES = [
+    "From: user-from@domain.org\r\nTo: user-to@domain.org\r\nCc: user-cc@domain.org\r\n"
+    "Bcc: user-bcc@domain.org\r\n",
+    "From: RealFrom <user-from@domain.org>\r\nTo: RealTo <user-to@domain.org>\r\n"
+    "Cc: RealCc <user-cc@domain.org>\r\nBcc: RealBcc <user-bcc@domain.org>\r\n",
+    "From: <user-from (comment)@ (comment) domain.org>\r\nTo: <user-to@domain.org>\r\n"
+    "Cc: <user-cc@domain.org>\r\nBcc: <user-bcc@domain.org>\r\n",
+    "From: user-from@domain.org (RealFrom)\r\nTo: user-to@domain.org (RealTo)\r\n"
+    "Cc: user-cc@domain.org (RealCc)\r\nBcc: user-bcc@domain.org (RealBcc)\r\n",
+    "From: user-from1@domain.org, user-from2@domain.org\r\nCc: user-cc@domain.org\r\n",
+    "To: groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n"
+    "  groupname2: groupuser3@domain.org;\r\n",
+    "From: =?utf-8?q?J=C3=B6rg?= <user-folded@\r\n domain.org>\r\n"
+    "To: =?iso-8859-1?q?J=FCrgen?= (the boss) <juergen@domain.org>\r\n",
+]
+
+
+@pytest.fixture
+def addresses(imap, alice):
+    for n, fields in enumerate(ADDRESS_MESSAGES, 1):
+        deliver(alice, f"{fields}Subject: {n}\r\n\r\nbody{n}\r\n".encode())
+    raw = imap.raw(alice)
+    raw.command("SELECT INBOX")
+    return raw
+
+
+@pytest.mark.parametrize(
+    "key, needle, expected",
+    [
+        ("FROM", "user-from@domain.org", [1, 2, 3, 4]),
+        ("TO", "user-to@domain.org", [1, 2, 3, 4]),
+        ("CC", "user-cc@domain.org", [1, 2, 3, 4, 5]),
+        ("BCC", "user-bcc@domain.org", [1, 2, 3, 4]),
+        ("FROM", "ser-from@do", [1, 2, 3, 4]),
+        ("FROM", "realfrom", [2, 4]),
+        ("FROM", "comment", [3]),
+        ("FROM", "user-from2", [5]),
+        ("TO", "groupname2", [6]),
+        ("TO", "groupuser3@domain.org", [6]),
+        ("TO", "groupuser4", []),
+        ("FROM", "user-folded@domain.org", [7]),
+        ("FROM", "Jörg <user-folded@domain.org>", [7]),
+        ("TO", "jürgen <juergen@domain.org>", [7]),
+    ],
+)
+def test_address_keys_match_the_parsed_addresses(addresses, key, needle, expected):
+    """RFC 9051 §6.4.4 (RFC 3501 §6.4.4): FROM/TO/CC/BCC "contains the specified string"
+    in the field; an address split by comments or folding, or a display name in RFC 2047
+    words, is found as the address and name it stands for, as well as by its raw text."""
+    data = needle.encode()
+    lines = addresses.command(
+        b"SEARCH CHARSET UTF-8 %s {%d+}\r\n%s" % (key.encode(), len(data), data)
+    )
+    assert _found(lines) == expected
+
+
+def test_esearch_modseq_is_that_of_the_messages_it_returns(mailbox):
+    """RFC 7162 §3.1.10 (with §3.1.5): ESEARCH's MODSEQ is the highest mod-sequence of the
+    messages being returned: the MIN or MAX message alone, both with MIN MAX, every match
+    with ALL or COUNT (imaptest's esearch-condstore)."""
+    mailbox.command("FETCH 1 (MODSEQ)")  # CONDSTORE on: STORE reports each new modseq
+    modseq = {}
+    for seq in (1, 3, 2, 4):
+        [line] = untagged(mailbox.command(f"STORE {seq} +FLAGS (\\Seen $Done)"), "FETCH")
+        [number] = re.findall(rb"MODSEQ \((\d+)\)", line)
+        modseq[seq] = int(number)
+
+    def answer(command: str) -> bytes:
+        [line] = untagged(mailbox.command(command), "ESEARCH")
+        return line.split(b") ", 1)[1]
+
+    assert answer("SEARCH RETURN (MIN) 1:3 MODSEQ 1") == b"MIN 1 MODSEQ %d" % modseq[1]
+    assert answer("SEARCH RETURN (MAX) 1:3 MODSEQ 1") == b"MAX 3 MODSEQ %d" % modseq[3]
+    assert answer("SEARCH RETURN () 1:3 MODSEQ 1") == b"ALL 1:3 MODSEQ %d" % modseq[2]
+    assert answer("SEARCH RETURN (MIN MAX) 2:3 MODSEQ 1") == b"MIN 2 MAX 3 MODSEQ %d" % modseq[2]
+    assert answer("SEARCH RETURN (COUNT) 1,3 MODSEQ 1") == b"COUNT 2 MODSEQ %d" % modseq[3]
+    assert answer(f"SEARCH RETURN (ALL) 2:3 MODSEQ {modseq[2]}") == b"ALL 2 MODSEQ %d" % modseq[2]
+
+
+def test_sort_with_a_modseq_key_reports_the_highest_modseq(mailbox):
+    """RFC 7162 §3.1.9: SORT with a MODSEQ criterion ends its response with (MODSEQ n), the
+    highest mod-sequence of the messages it returns; ESORT (RFC 5267) gives it as MODSEQ
+    (§3.1.10). Like SEARCH MODSEQ, it turns CONDSTORE on (§3.1)."""
+    lines = mailbox.command("SORT (SUBJECT) UTF-8 MODSEQ 1")
+    assert lines[0].startswith(b"* OK [HIGHESTMODSEQ ")
+    [first] = re.findall(rb"^\* SORT 4 3 1 2 \(MODSEQ (\d+)\)$", untagged(lines, "SORT")[0])
+    [store] = untagged(mailbox.command("STORE 3 +FLAGS (\\Seen)"), "FETCH")
+    [number] = re.findall(rb"MODSEQ \((\d+)\)", store)
+    assert int(first) < int(number)
+    [line] = untagged(mailbox.command("SORT (SUBJECT) UTF-8 MODSEQ 1"), "SORT")
+    assert line == b"* SORT 4 3 1 2 (MODSEQ %s)" % number
+    lines = mailbox.command("SORT RETURN (COUNT) (SUBJECT) UTF-8 MODSEQ 1")
+    assert untagged(lines, "ESEARCH") == [b'* ESEARCH (TAG "t6") COUNT 4 MODSEQ %s' % number]

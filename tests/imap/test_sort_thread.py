@@ -20,6 +20,7 @@ from apps.imap.threading import (
 from apps.mailstore import services
 from apps.mailstore.mime import base_subject
 from apps.mailstore.models import Folder
+from tests.imap.conftest import deliver, untagged
 
 # uid: (From, To, Cc, Subject, Date or None, internal date day, body octets)
 SORT_CORPUS = {
@@ -280,3 +281,54 @@ def test_run_thread_refuses_an_unknown_algorithm(alice):
     key = parse_command(b"t SEARCH ALL").args.key  # type: ignore[union-attr]
     with pytest.raises(ValueError, match="Unknown threading algorithm"):
         run_thread(1, "JWZ", key, uids=[1])
+
+
+# --- over the wire: imaptest's sort-addresses, sort-display-from and sort-display-to ------
+
+ADDRESS_SORT = [
+    "From: user2@domain2.org\r\nTo: foo bar <user2@domain2.org>\r\n"
+    "Cc: user2@domain2.org (foo bar)\r\n",
+    "From: user2@domain1.org\r\nTo: user2@domain1.org\r\nCc: user2: blah@domain1.org;\r\n",
+    "From: user1@domain1.org\r\nTo: user1@domain1.org\r\nCc: user1@domain1.org\r\n",
+]
+DISPLAY_SORT = [
+    "foo bar <a@b.c>",
+    "b@c.d",
+    "d",
+    "=?iso-8859-1?q?foo_aar?= <e@f.g>",
+    "=?iso-8859-1?q?foo_car?= <f@g.h>",
+    "a: xx@xx.org, yy@yy.org;",
+    "z: aa@aa.org, bb@bb.org;",
+    "empty:;",
+]
+
+
+def sorted_over_imap(imap, persona, headers: list[str], criteria: list[str]) -> list[bytes]:
+    for n, fields in enumerate(headers, 1):
+        deliver(persona, f"{fields}Subject: {n}\r\n\r\n{n}\r\n".encode())
+    raw = imap.raw(persona)
+    raw.command("SELECT INBOX")
+    return [untagged(raw.command(f"SORT ({c}) US-ASCII ALL"), "SORT")[0] for c in criteria]
+
+
+def test_sort_by_address_takes_the_first_address_even_a_group(imap, alice):
+    """RFC 5256 §3: FROM, TO and CC sort on the addr-mailbox of the first address; when
+    the field starts with a group, the first address is the group's start marker, whose
+    addr-mailbox is the group name (RFC 9051 §7.5.2). Ties go by sequence number."""
+    criteria = ["FROM", "TO", "CC", "REVERSE FROM", "REVERSE TO", "REVERSE CC"]
+    lines = sorted_over_imap(imap, alice, ADDRESS_SORT, criteria)
+    assert lines == [b"* SORT 3 1 2"] * 3 + [b"* SORT 1 2 3"] * 3
+
+
+def test_sort_by_display_name_falls_back_to_the_address(imap, alice):
+    """RFC 5957 §3: DISPLAYFROM / DISPLAYTO sort on the first address's decoded addr-name,
+    or without one on its addr-spec (a group: its name)."""
+    headers = [f"From: {v}\r\nTo: {v}\r\n" for v in DISPLAY_SORT]
+    lines = sorted_over_imap(
+        imap, alice, headers, ["DISPLAYTO", "REVERSE DISPLAYTO", "DISPLAYFROM"]
+    )
+    assert lines == [
+        b"* SORT 6 2 3 8 4 1 5 7",
+        b"* SORT 7 5 1 4 8 3 2 6",
+        b"* SORT 6 2 3 8 4 1 5 7",
+    ]

@@ -16,6 +16,7 @@ import pytest
 from apps.mailstore.mime import (
     MISSING_DOMAIN,
     MISSING_MAILBOX,
+    addresses_text,
     base_subject,
     decode_transfer,
     decode_words,
@@ -160,6 +161,19 @@ def test_offsets_cut_the_same_bytes_the_email_package_finds(newline):
             assert decode_transfer(content, node["encoding"]) == part.get_payload(decode=True)
 
 
+@pytest.mark.parametrize(
+    "encoded, decoded",
+    [
+        (b"hello  \r\nbar=\r\n\r\n", b"hello\r\nbar\r\n"),  # §6.7 rules 3 and 5
+        (b"foo\t \t= \r\n=62\r\n", b"foo\t \tb\r\n"),  # "= " then line break is soft
+        (b"=C3=a9t=C3=A9 \nend=", "été\nend".encode()),  # LF lines, lower-case hex
+        (b"a=3D=ZZ", b"a==ZZ"),  # a bad "=" sequence is kept as it is (§6.7 note 2)
+    ],
+)
+def test_quoted_printable_is_decoded_as_rfc_2045_says(encoded, decoded):
+    assert decode_transfer(encoded, "quoted-printable") == decoded
+
+
 def test_the_root_spans_the_whole_message_and_its_header():
     parsed = parse_message(SAMPLE)
     assert parsed.body["header_start"] == 0
@@ -235,6 +249,21 @@ def test_the_envelope_keeps_raw_header_text_and_defaults_sender_to_from():
     json.dumps(envelope)
 
 
+@pytest.mark.parametrize(
+    "field, expected",
+    [
+        ("<user (comment)@ (comment) domain.org>", "comment <user@domain.org>"),
+        ("=?utf-8?q?J=C3=B6rg?= <j@x.org>, k@y.org", "Jörg <j@x.org>, k@y.org"),
+        ("team: a@x.org, (B) b@x.org;, c", "team: a@x.org, B <b@x.org>;, c"),
+        ('"quoted \\" name" <q@x.org>', 'quoted " name <q@x.org>'),
+    ],
+)
+def test_addresses_text_is_what_the_addresses_mean(field, expected):
+    """SEARCH FROM/TO/CC/BCC (RFC 9051 §6.4.4) also sees the parsed addresses: comments
+    and quoting gone, RFC 2047 names decoded, groups as "name:" ... ";"."""
+    assert addresses_text(parse_addresses(field)) == expected
+
+
 def test_an_empty_reply_to_defaults_to_from_too():
     envelope = parse_message(b"From: a@example.org\r\nReply-To:\r\n\r\n").envelope
     assert envelope["reply_to"] == [[None, None, "a", "example.org"]]
@@ -295,7 +324,9 @@ def test_it_fills_the_sort_and_thread_keys():
     assert parsed.base_subject == "Grüße aus Köln"
     assert (parsed.from_addr, parsed.from_name) == ("joerg@example.org", "Jörg Schmidt")
     assert (parsed.to_addr, parsed.to_name) == ("alice@example.com", "Alice")
-    assert (parsed.cc_addr, parsed.cc_name) == ("carol@example.org", "")
+    # RFC 5256 §3: the first address of "Cc: Friends: carol@..., ...;" is the group's
+    # start marker (RFC 9051 §7.5.2), whose addr-mailbox is the group name.
+    assert (parsed.cc_addr, parsed.cc_name) == ("friends", "")
     assert parsed.sent_date == datetime(2024, 1, 2, 9, 0, tzinfo=UTC)
     assert parsed.message_id == "<m1@example.org>"
     assert parsed.in_reply_to == "<m0@example.org>"

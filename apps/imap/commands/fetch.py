@@ -101,6 +101,13 @@ async def fetch(session: Session, command: Command) -> Reply:
     return Reply()
 
 
+def _owed(session: Session) -> tuple[str, ...]:
+    """What a FETCH that set \\Seen must add to a message's response when not asked: its
+    FLAGS (RFC 9051 §6.4.5), and with CONDSTORE on its UID and MODSEQ too (RFC 7162 §3.1:
+    "all subsequent untagged FETCH responses", those "that implicitly set \\Seen" named)."""
+    return ("FLAGS", "UID", "MODSEQ") if session.condstore else ("FLAGS",)
+
+
 def _items(args: Fetch) -> tuple[FetchItem, ...]:
     """The items to answer: UID first for UID FETCH (RFC 9051 §6.4.9), MODSEQ added with
     CHANGEDSINCE (RFC 7162 §3.1.4.1)."""
@@ -208,7 +215,13 @@ async def _fetch_messages(
         chunk = pairs[start : start + size]
         try:
             pieces = await query.run(render_batch)(
-                selected.folder_id, chunk, items, plan, changed_flags, selected.recent
+                selected.folder_id,
+                chunk,
+                items,
+                plan,
+                changed_flags,
+                _owed(session),
+                selected.recent,
             )
         except UnknownTransferEncoding:
             raise CommandError("Unknown Content-Transfer-Encoding", "UNKNOWN-CTE") from None
@@ -274,10 +287,12 @@ def render_batch(
     items: Sequence[FetchItem],
     plan: Plan,
     changed_flags: set[int],
+    owed: Sequence[str] = ("FLAGS",),
     recent: Container[int] = (),
 ) -> list[Piece]:
-    """Worker thread: the FETCH responses of one batch, as bytes and blob ranges; FLAGS
-    show \\Recent for the UIDs in `recent` (the session's, RFC 3501 §2.3.2)."""
+    """Worker thread: the FETCH responses of one batch, as bytes and blob ranges;
+    messages in `changed_flags` also get the `owed` attributes they were not asked for,
+    and FLAGS show \\Recent for the UIDs in `recent` (the session's, RFC 3501 §2.3.2)."""
     rows = query.message_rows(folder_id, [uid for _, uid in pairs], plan.columns)
     by_uid = {row["uid"]: row for row in rows}
     pieces: list[Piece] = []
@@ -286,25 +301,24 @@ def render_batch(
         if row is None:  # expunged meanwhile; its EXPUNGE comes later (RFC 9051 §7.5.1)
             continue
         row["recent"] = uid in recent
-        pieces += _message_pieces(seq, row, items, plan, uid in changed_flags)
+        extra = owed if uid in changed_flags else ()
+        pieces += _message_pieces(seq, row, items, plan, extra)
     return pieces
 
 
 def _message_pieces(
-    seq: int, row: dict[str, Any], items: Sequence[FetchItem], plan: Plan, flags_changed: bool
+    seq: int, row: dict[str, Any], items: Sequence[FetchItem], plan: Plan, extra: Sequence[str]
 ) -> list[Piece]:
+    """One FETCH response: the items asked for, then the `extra` attributes not among them."""
     raw = _raw(row, plan) if plan.blob else b""
     pieces: list[Piece] = [b"* %d FETCH (" % seq]
-    first = True
-    wrote_flags = False
-    for item in items:
-        if not first:
-            pieces.append(b" ")
-        first = False
-        wrote_flags = wrote_flags or (isinstance(item, FetchAttr) and item.name == "FLAGS")
+    asked = {item.name for item in items if isinstance(item, FetchAttr)}
+    for position, item in enumerate(items):
+        pieces += [b" "] if position else []
         pieces += _item(item, row, raw)
-    if flags_changed and not wrote_flags:
-        pieces.append(b" FLAGS " + _flags(row))
+    for name in extra:
+        if name not in asked:
+            pieces += [b" ", *_attribute(name, row, raw)]
     pieces.append(b")\r\n")
     return _merge(pieces)
 

@@ -57,7 +57,7 @@ async def search(session: Session, command: Command) -> Reply:
         if options and "SAVE" in options:
             session.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$"
         raise
-    highest = await _highest_modseq(selected, uids) if modseq else None
+    highest = await _highest_modseq(selected, _returned(options, uids)) if modseq else None
     if options is None and not session.rev2:
         numbers = uids if args.uid else [selected.seq_of(u) or 0 for u in uids]
         text = " ".join(["SEARCH", *map(str, numbers)])
@@ -68,6 +68,14 @@ async def search(session: Session, command: Command) -> Reply:
     if options != {"SAVE"}:
         session.untagged(_esearch(command.tag, selected, args.uid, options, uids, highest))
     return Reply()
+
+
+def _returned(options: frozenset[str] | None, uids: list[int]) -> list[int]:
+    """The messages a SEARCH answer reports, whose highest modseq its MODSEQ gives (RFC 7162
+    §3.1.5, §3.1.10): every match for SEARCH, ALL or COUNT; else only the MIN / MAX ones."""
+    if options is None or options & {"ALL", "COUNT"} or not uids:
+        return uids
+    return [uid for uid, option in ((uids[0], "MIN"), (uids[-1], "MAX")) if option in options]
 
 
 def _save(session: Session, options: frozenset[str], uids: list[int]) -> None:
@@ -119,22 +127,32 @@ async def _highest_modseq(selected: SelectedMailbox, uids: list[int]) -> int | N
 
 
 async def sort(session: Session, command: Command) -> Reply:
-    """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2)."""
+    """RFC 5256 §4: SORT n n n (ordered), or ESEARCH with RETURN (RFC 5267 §3.2); with a
+    MODSEQ key, the highest modseq of what it returns (RFC 7162 §3.1.9, §3.1.10)."""
     from apps.imap import sort as engine
 
     args = command.args
     assert isinstance(args, Sort)
     selected, context = _context(session)
+    modseq = _uses_modseq(args.key)
+    if modseq:
+        session.enable_condstore()
     uids = await query.run(engine.run_sort)(selected.folder_id, args.criteria, args.key, **context)
     numbers = uids if args.uid else [selected.seq_of(u) or 0 for u in uids]
+    returned = _returned(args.return_options, sorted(uids))
+    highest = await _highest_modseq(selected, returned) if modseq else None
     if args.return_options is None:
-        session.untagged(" ".join(["SORT", *map(str, numbers)]))
+        text = " ".join(["SORT", *map(str, numbers)])
+        session.untagged(text + (f" (MODSEQ {highest})" if highest and uids else ""))
         return Reply()
     _save(session, args.return_options, list(uids))
     # RFC 5267 §3.2: ALL keeps the sort order (a sequence-set may list in any order).
-    parts = [_esearch(command.tag, selected, args.uid, args.return_options - {"ALL"}, uids, None)]
+    options = args.return_options - {"ALL"}
+    parts = [_esearch(command.tag, selected, args.uid, options, uids, None)]
     if "ALL" in args.return_options and numbers:
         parts.append("ALL " + ",".join(map(str, numbers)))
+    if highest and numbers:
+        parts.append(f"MODSEQ {highest}")
     if args.return_options != {"SAVE"}:
         session.untagged(" ".join(parts))
     return Reply()
