@@ -319,7 +319,13 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Messages escaped: client text never reaches the log as control characters.
+    "formatters": {
+        "plain": {
+            "()": "mailhost.logs.EscapingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("MAILHOST_LOG_LEVEL", "INFO")},
     # aiosmtpd logs every command at INFO; its warnings and errors are enough.
