@@ -221,6 +221,9 @@ LISTENERS = {
 }
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
+# Mozilla's "intermediate" (TLS 1.2 with AEAD suites, and 1.3) or "modern" (TLS 1.3 only)
+# on the client ports; port 25 is always intermediate (apps/mailserver/tls.py).
+TLS_PROFILE = env_str("MAILHOST_TLS_PROFILE", "intermediate").strip().lower()
 # Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
 ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
 

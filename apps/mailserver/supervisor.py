@@ -62,9 +62,11 @@ class Supervisor:
         )
         if not self.sockets:
             self.bind()
+        files = (settings.TLS_CERT_FILE, settings.TLS_KEY_FILE)
         context = listeners.ServerContext(
             hostname=settings.MAILHOST_HOSTNAME,
-            tls=tls.server_context(settings.TLS_CERT_FILE, settings.TLS_KEY_FILE),
+            tls=tls.server_context(*files, settings.TLS_PROFILE),
+            mx_tls=tls.server_context(*files, tls.INTERMEDIATE),
             stop=self.stop,
         )
         if self.install_signal_handlers:

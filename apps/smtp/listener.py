@@ -44,7 +44,7 @@ async def start(context: ServerContext, name: str, sock: socket.socket) -> async
             enable_SMTPUTF8=True,
             decode_data=False,
             # On 465 the session itself does the handshake (MailSMTP._implicit_tls).
-            tls_context=context.tls,
+            tls_context=context.tls_for(name),
             timeout=replies.COMMAND_TIMEOUT,
             loop=loop,
         )
