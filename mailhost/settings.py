@@ -221,6 +221,8 @@ LISTENERS = {
 }
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
+# Certificates served by name (SNI): one folder each (apps/mailserver/certificates.py).
+TLS_CERTS_DIR = env_path("MAILHOST_TLS_CERTS_DIR", DATA_DIR / "certs")
 # Mozilla's "intermediate" (TLS 1.2 with AEAD suites, and 1.3) or "modern" (TLS 1.3 only)
 # on the client ports; port 25 is always intermediate (apps/mailserver/tls.py).
 TLS_PROFILE = env_str("MAILHOST_TLS_PROFILE", "intermediate").strip().lower()

@@ -18,6 +18,7 @@ import uvicorn
 from django.conf import settings
 
 from apps.mailserver import executor, listeners, tls, worker
+from apps.mailserver.certificates import CertificateStore
 from apps.mailstore import events
 
 log = logging.getLogger(__name__)
@@ -62,11 +63,13 @@ class Supervisor:
         )
         if not self.sockets:
             self.bind()
-        files = (settings.TLS_CERT_FILE, settings.TLS_KEY_FILE)
+        certificates = CertificateStore(
+            settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.TLS_CERTS_DIR
+        )
         context = listeners.ServerContext(
             hostname=settings.MAILHOST_HOSTNAME,
-            tls=tls.server_context(*files, settings.TLS_PROFILE),
-            mx_tls=tls.server_context(*files, tls.INTERMEDIATE),
+            tls=certificates.server_context(settings.TLS_PROFILE),
+            mx_tls=certificates.server_context(tls.INTERMEDIATE),
             stop=self.stop,
         )
         if self.install_signal_handlers:
