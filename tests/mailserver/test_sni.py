@@ -104,6 +104,43 @@ def test_each_name_gets_the_certificate_that_covers_it(certs_dir, transactional_
         server.stop()
 
 
+# How each plain listener is asked to start TLS (RFC 3207 §4, RFC 9051 §6.2.1, RFC 2595 §4).
+STARTTLS = {
+    "smtp": [b"EHLO client.test", b"STARTTLS"],
+    "submission": [b"EHLO client.test", b"STARTTLS"],
+    "imap": [b"a STARTTLS"],
+    "pop3": [b"STLS"],
+}
+
+
+def served_after_starttls(server: RunningServer, listener: str, name: str) -> bytes:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", server.port(listener)), timeout=10) as raw:
+        with raw.makefile("rb") as reader:
+            reader.readline()  # greeting
+            for line in STARTTLS[listener]:
+                raw.sendall(line + b"\r\n")
+                while reader.readline()[3:4] == b"-":  # the rest of a multi-line reply
+                    pass
+        with context.wrap_socket(raw, server_hostname=name) as sock:
+            der = sock.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+@pytest.mark.parametrize("listener", list(STARTTLS))
+def test_starttls_also_chooses_the_certificate_by_name(certs_dir, transactional_db, listener):
+    one = write_certificate(certs_dir / "one", "mail.one.test")
+    server = RunningServer((listener,)).start()
+    try:
+        assert served_after_starttls(server, listener, "mail.one.test") == one
+        assert served_after_starttls(server, listener, "other.test") == default_certificate()
+    finally:
+        server.stop()
+
+
 def wait_until_served(server, listener: str, name: str, expected: bytes) -> bool:
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
