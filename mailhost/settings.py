@@ -221,6 +221,11 @@ LISTENERS = {
 }
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
+# Certificates served by name (SNI): one folder each (apps/mailserver/certificates.py).
+TLS_CERTS_DIR = env_path("MAILHOST_TLS_CERTS_DIR", DATA_DIR / "certs")
+# Mozilla's "intermediate" (TLS 1.2 with AEAD suites, and 1.3) or "modern" (TLS 1.3 only)
+# on the client ports; port 25 is always intermediate (apps/mailserver/tls.py).
+TLS_PROFILE = env_str("MAILHOST_TLS_PROFILE", "intermediate").strip().lower()
 # Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
 ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
 
@@ -319,7 +324,13 @@ else:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    # Messages escaped: client text never reaches the log as control characters.
+    "formatters": {
+        "plain": {
+            "()": "mailhost.logs.EscapingFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        }
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("MAILHOST_LOG_LEVEL", "INFO")},
     # aiosmtpd logs every command at INFO; its warnings and errors are enough.

@@ -7,6 +7,7 @@ it is answered; past a ceiling the client is refused outright until the window p
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from django.core.cache import cache
@@ -27,7 +28,10 @@ class Verdict:
 
 
 def _keys(ip: str, address: str) -> tuple[str, str]:
-    return f"authfail:ip:{ip}", f"authfail:acct:{normalise(address) or address.lower()}"
+    # The account is whatever the client typed: hashed, so that control characters,
+    # spaces or a kilobyte of text never make a cache key a backend refuses.
+    account = (normalise(address) or address.lower()).encode("utf-8", "surrogateescape")
+    return f"authfail:ip:{ip}", f"authfail:acct:{hashlib.sha256(account).hexdigest()}"
 
 
 def _failures(ip: str, address: str) -> tuple[int, int]:

@@ -9,12 +9,14 @@ response reaches the client whole.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 import zlib
 
 from apps.imap import limits
 
+log = logging.getLogger(__name__)
 READ_CHUNK = 65536
 # RFC 4978 §4: raw DEFLATE (RFC 1951), no zlib header; a 32 KiB window.
 DEFLATE_WBITS = -15
@@ -91,8 +93,13 @@ class Connection:
         transport.pause_reading()
 
     async def start_tls(self, context: ssl.SSLContext) -> None:
-        """Upgrade to TLS (asyncio resumes reading under the TLS layer)."""
-        await self.writer.start_tls(context, ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT)
+        """Upgrade to TLS (asyncio resumes reading under the TLS layer). A failed handshake
+        is routine on the internet (scanners, old clients): one line, then it raises."""
+        try:
+            await self.writer.start_tls(context, ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            log.info("TLS handshake with %s failed: %s", self.peer_ip, error)
+            raise
         self.is_tls = True
 
     def start_compression(self, max_line: int) -> None:

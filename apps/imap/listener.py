@@ -41,7 +41,17 @@ class ImapListener:
 
     def handler(self, implicit_tls: bool):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            await self.serve(Connection(reader, writer, tls=implicit_tls))
+            conn = Connection(reader, writer, tls=False)
+            if implicit_tls:
+                # RFC 8314 §3.3: the handshake first. Done here rather than by the asyncio
+                # server, which drops a failed one without saying from whom.
+                try:
+                    await conn.start_tls(self.context.tls)
+                except (OSError, TimeoutError):
+                    conn.close()
+                    await conn.wait_closed()
+                    return
+            await self.serve(conn)
 
         return handle
 
@@ -111,10 +121,4 @@ def _shared(context: ServerContext) -> ImapListener:
 async def start(context: ServerContext, name: str, sock: socket.socket) -> asyncio.AbstractServer:
     listener = _shared(context)
     implicit = name == IMPLICIT_TLS
-    return await asyncio.start_server(
-        listener.handler(implicit),
-        sock=sock,
-        limit=READ_LIMIT,
-        ssl=context.tls if implicit else None,
-        ssl_handshake_timeout=limits.TLS_HANDSHAKE_TIMEOUT if implicit else None,
-    )
+    return await asyncio.start_server(listener.handler(implicit), sock=sock, limit=READ_LIMIT)

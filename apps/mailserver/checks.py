@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
+from apps.mailserver import tls
+
 
 @register()
 def check_mail_settings(app_configs, **kwargs) -> list:
@@ -26,5 +28,13 @@ def check_mail_settings(app_configs, **kwargs) -> list:
     if settings.TLS_CERT_FILE.exists() != settings.TLS_KEY_FILE.exists():
         problems.append(
             Error("only one of MAILHOST_TLS_CERT and MAILHOST_TLS_KEY exists", id="mailhost.E004")
+        )
+    if settings.TLS_PROFILE not in tls.PROFILES:
+        problems.append(
+            Error(
+                f"MAILHOST_TLS_PROFILE={settings.TLS_PROFILE!r} is neither "
+                + " nor ".join(tls.PROFILES),
+                id="mailhost.E010",
+            )
         )
     return problems

@@ -12,15 +12,23 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+MX_LISTENER = "smtp"
+
 
 @dataclass
 class ServerContext:
     """What every listener shares: names, TLS, and the stop signal."""
 
     hostname: str
-    tls: ssl.SSLContext
+    tls: ssl.SSLContext  # the client ports' (MAILHOST_TLS_PROFILE)
     stop: asyncio.Event
     extra: dict = field(default_factory=dict)
+    mx_tls: ssl.SSLContext | None = None  # port 25's, when it differs: MX peers are old
+
+    def tls_for(self, listener: str) -> ssl.SSLContext:
+        if listener == MX_LISTENER and self.mx_tls is not None:
+            return self.mx_tls
+        return self.tls
 
 
 # A starter gets the context, the listener's name and a bound, listening socket, and

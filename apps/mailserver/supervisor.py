@@ -18,6 +18,7 @@ import uvicorn
 from django.conf import settings
 
 from apps.mailserver import executor, listeners, tls, worker
+from apps.mailserver.certificates import CertificateStore
 from apps.mailstore import events
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,13 @@ class Supervisor:
         )
         if not self.sockets:
             self.bind()
+        certificates = CertificateStore(
+            settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.TLS_CERTS_DIR
+        )
         context = listeners.ServerContext(
             hostname=settings.MAILHOST_HOSTNAME,
-            tls=tls.server_context(settings.TLS_CERT_FILE, settings.TLS_KEY_FILE),
+            tls=certificates.server_context(settings.TLS_PROFILE),
+            mx_tls=certificates.server_context(tls.INTERMEDIATE),
             stop=self.stop,
         )
         if self.install_signal_handlers:

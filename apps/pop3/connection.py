@@ -5,10 +5,12 @@ back-pressure), and the switch to TLS. No protocol knowledge lives here.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 
 from apps.pop3 import replies
 
+log = logging.getLogger(__name__)
 READ_SIZE = 65536
 TLS_HANDSHAKE_TIMEOUT = 30.0
 
@@ -70,11 +72,17 @@ class Connection:
         self.writer.write(data)
         await asyncio.wait_for(self.writer.drain(), replies.IDLE_TIMEOUT)
 
-    async def start_tls(self, context: ssl.SSLContext, reply: str) -> None:
-        """Say `reply`, then switch to TLS without yielding to the loop in between: the
-        client's ClientHello must reach the TLS layer, not the plain-text reader."""
-        self.writer.write(reply.encode() + b"\r\n")
-        await self.writer.start_tls(context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+    async def start_tls(self, context: ssl.SSLContext, reply: str | None = None) -> None:
+        """Say `reply` (STLS), then switch to TLS without yielding to the loop in between:
+        the client's ClientHello must reach the TLS layer, not the plain-text reader. A
+        failed handshake is routine on the internet: one line, then it raises."""
+        if reply is not None:
+            self.writer.write(reply.encode() + b"\r\n")
+        try:
+            await self.writer.start_tls(context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            log.info("TLS handshake with %s failed: %s", self.peer_ip, error)
+            raise
         self.is_tls = True
 
     def close(self) -> None:

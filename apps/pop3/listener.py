@@ -19,7 +19,6 @@ from apps.pop3.connection import Connection
 from apps.pop3.session import Session
 
 IMPLICIT_TLS = "pop3s"
-TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 class Pop3Listener:
@@ -32,7 +31,16 @@ class Pop3Listener:
         self.sessions: dict[Session, asyncio.Task] = {}
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        conn = Connection(reader, writer, tls=self.implicit_tls)
+        conn = Connection(reader, writer, tls=False)
+        if self.implicit_tls:
+            # RFC 8314 §3.3: the handshake first. Done here rather than by the asyncio
+            # server, which drops a failed one without saying from whom.
+            try:
+                await conn.start_tls(self.context.tls)
+            except (OSError, TimeoutError):
+                conn.close()
+                await conn.wait_closed()
+                return
         ip = conn.peer_ip
         if self.context.stop.is_set():
             await self._refuse(conn, replies.SHUTTING_DOWN)
@@ -111,11 +119,5 @@ def _shared_limiter(context: ServerContext) -> ConnectionLimiter:
 
 async def start(context: ServerContext, name: str, sock: socket.socket) -> asyncio.AbstractServer:
     listener = Pop3Listener(context, name, _shared_limiter(context))
-    implicit = listener.implicit_tls
-    server = await asyncio.start_server(
-        listener.handle,
-        sock=sock,
-        ssl=context.tls if implicit else None,
-        ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT if implicit else None,
-    )
+    server = await asyncio.start_server(listener.handle, sock=sock)
     return Pop3Server(server, listener)

@@ -9,6 +9,7 @@ Commands live in authorization.py and transaction.py; this module runs them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import ssl
@@ -69,6 +70,10 @@ class Session:
             pass  # RFC 1939 §3: autologout closes without a response and without UPDATE
         except OSError:
             pass  # the client went away (reset, TLS failure); nothing is removed
+        except Exception:  # a bug costs this session, never the server, and is not shown
+            log.exception("POP3 session with %s failed", self.conn.peer_ip)
+            with contextlib.suppress(OSError, TimeoutError):
+                await self.conn.send(replies.INTERNAL_ERROR)
         finally:
             await self.end()
 

@@ -16,7 +16,6 @@ from apps.smtp.handler import MailHandler
 from apps.smtp.server import MailSMTP
 
 SUBMISSION_LISTENERS = ("submission", "submissions")
-TLS_HANDSHAKE_TIMEOUT = 30.0  # seconds; a client that never finishes the handshake is dropped
 
 
 async def start(context: ServerContext, name: str, sock: socket.socket) -> asyncio.AbstractServer:
@@ -44,13 +43,10 @@ async def start(context: ServerContext, name: str, sock: socket.socket) -> async
             data_size_limit=settings.MAX_MESSAGE_SIZE,
             enable_SMTPUTF8=True,
             decode_data=False,
-            tls_context=None if implicit_tls else context.tls,
+            # On 465 the session itself does the handshake (MailSMTP._implicit_tls).
+            tls_context=context.tls_for(name),
             timeout=replies.COMMAND_TIMEOUT,
             loop=loop,
         )
 
-    if implicit_tls:
-        return await loop.create_server(
-            factory, sock=sock, ssl=context.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT
-        )
     return await loop.create_server(factory, sock=sock)

@@ -16,6 +16,8 @@ COMMAND_TIMEOUT = 300.0
 DATA_BLOCK_TIMEOUT = 180.0
 DATA_TOTAL_TIMEOUT = 1800.0
 SESSION_TOTAL_TIMEOUT = 3600.0
+# Seconds for a client to finish the TLS handshake on 465 (RFC 8314 §3.3) or after STARTTLS.
+TLS_HANDSHAKE_TIMEOUT = 30
 
 OK = "250 2.0.0 OK"
 QUEUED = "250 2.0.0 OK: queued as {}"
@@ -57,3 +59,11 @@ TEMPORARY_FAILURE = "451 4.3.0 Temporary failure, try again later"
 RATE_LIMITED = "450 4.7.1 Sending rate exceeded; try again later"
 MUST_STARTTLS = "530 5.7.0 Must issue a STARTTLS command first"
 BAD_BDAT = "501 5.5.4 Syntax: BDAT size [LAST]"
+# RFC 5321 §3.5.3: 252 when the server will not say whether an address exists.
+CANNOT_VRFY = "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery"
+SYNTAX_VRFY = "501 5.5.4 Syntax: VRFY <address>"
+# RFC 3207 §4.2: STARTTLS once; a second would nest TLS inside TLS.
+TLS_ALREADY_ACTIVE = "503 5.5.1 TLS already active"
+# An unexpected failure outside a transaction (inside one: TEMPORARY_FAILURE, 451 4.3.0).
+# RFC 3463 §3.6: 5.5.0 is "other or undefined protocol status".
+INTERNAL_ERROR = "500 5.5.0 Command failed, try again later"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio.sslproto import SSLProtocol
 from base64 import b64decode
 from binascii import Error as Base64Error
 
-from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, syntax
 
 from apps.mailserver.limits import ConnectionLimiter
 from apps.smtp import replies
@@ -84,6 +85,8 @@ class MailSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         ip = self.peer_ip()
+        if self.implicit_tls and not await self._implicit_tls():
+            return
         if self.stop_event.is_set() or not self.limiter.admit(ip):
             await self.push(replies.TOO_MANY_CONNECTIONS)
             self._close()
@@ -93,6 +96,51 @@ class MailSMTP(SMTP):
             replies.SESSION_TOTAL_TIMEOUT, self._session_expired
         )
         await super()._handle_client()
+
+    async def _implicit_tls(self) -> bool:
+        """RFC 8314 §3.3: the handshake before the greeting. Done here, as aiosmtpd does
+        STARTTLS, rather than by the asyncio server, so that a failed one is logged with
+        its peer; False when it failed and the connection is closed."""
+        assert self.tls_context is not None and self.transport is not None
+        waiter = self.loop.create_future()
+        self._tls_protocol = SSLProtocol(
+            self.loop,
+            self,
+            self.tls_context,
+            waiter,
+            server_side=True,
+            ssl_handshake_timeout=replies.TLS_HANDSHAKE_TIMEOUT,
+        )
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(self._tls_protocol)
+        self.transport = self._tls_protocol._app_transport
+        self._tls_protocol.connection_made(self._original_transport)
+        try:
+            await waiter
+        except (OSError, TimeoutError) as error:  # ssl.SSLError is an OSError
+            self._tls_failed(error)
+            self.connection_lost(None)
+            return False
+        if self.transport is None or self.transport.is_closing():  # the client left
+            self.connection_lost(None)
+            return False
+        return True
+
+    def _tls_failed(self, error: BaseException | None) -> None:
+        """Scanners and broken clients fail handshakes all day: one line, not a traceback."""
+        log.info("TLS handshake with %s on %s failed: %s", self.peer_ip(), self.listener, error)
+
+    async def handle_exception(self, error: Exception) -> str:
+        """aiosmtpd's hook for an exception no command handled. Its default tells the
+        client the exception's name and text; the client gets a plain reply instead
+        (RFC 5321 §4.2.1, RFC 3463), the log gets the traceback once."""
+        if isinstance(error, TLSSetupException):  # aiosmtpd then closes the connection
+            self._tls_failed(error.__cause__)
+            return replies.TEMPORARY_FAILURE
+        log.error("SMTP session with %s failed", self.peer_ip(), exc_info=error)
+        if self.envelope is not None and self.tx().mail_from is not None:
+            return replies.TEMPORARY_FAILURE
+        return replies.INTERNAL_ERROR
 
     def _session_expired(self) -> None:
         if self.transport is not None:
@@ -170,7 +218,22 @@ class MailSMTP(SMTP):
             self._replies.clear()
             await self._writer.drain()
 
-    # --- greeting and AUTH --------------------------------------------------------------
+    # --- greeting, STARTTLS, VRFY and AUTH --------------------------------------------
+
+    @syntax("STARTTLS", when="tls_context")
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        """RFC 3207 §4: no second TLS layer inside the first (587 after STARTTLS, 465)."""
+        if self.is_encrypted():
+            await self.push(replies.TLS_ALREADY_ACTIVE)
+            return
+        await super().smtp_STARTTLS(arg)
+
+    @syntax("VRFY <address>")
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        """RFC 5321 §3.5.3: 252 neither confirms nor denies an address, which is all a
+        stranger learns here; the argument is not even parsed (aiosmtpd's parser raised
+        on some inputs, such as a lone quote)."""
+        await self.push(replies.CANNOT_VRFY if arg else replies.SYNTAX_VRFY)
 
     async def smtp_EHLO(self, hostname: str) -> None:
         if not hostname:

@@ -1,5 +1,6 @@
 """Random and mutated commands (hypothesis): the server answers or closes, never dies,
-never answers SERVERBUG, and another client keeps working throughout."""
+never answers SERVERBUG nor names an internal exception, logs no traceback, and another
+client keeps working throughout."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.imap.conftest import Raw, deliver, message, status
+from tests.leaks import leaked, tracebacks
 
 VALID = [
     b"NOOP",
@@ -123,8 +125,10 @@ def fuzz_target(imap, alice, bob, settings):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(data=commands())
-def test_mutated_commands_never_break_the_server(fuzz_target, data):
+def test_mutated_commands_never_break_the_server(fuzz_target, caplog, data):
     fuzzed, watcher = fuzz_target
     lines = fuzzed.send(data)
     assert not any(b"SERVERBUG" in line for line in lines), (data, lines)
+    assert not any(leaked(line) for line in lines), (data, lines)
+    assert not tracebacks(caplog.records), (data, caplog.text)
     assert status(watcher.command("NOOP")) == "OK"

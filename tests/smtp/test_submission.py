@@ -68,6 +68,21 @@ def test_implicit_tls_on_465_allows_auth(mailserver, live_personas):
     client.quit()
 
 
+@pytest.mark.parametrize("listener", ["submission", "submissions"])
+def test_starttls_inside_tls_is_refused(mailserver, listener):
+    """RFC 3207 §4.2: no second STARTTLS once TLS is on (after STARTTLS on 587, or on 465)."""
+    if listener == "submission":
+        client = submission(mailserver)
+        client.starttls(context=client_tls())
+    else:
+        port = mailserver.port("submissions")
+        client = smtplib.SMTP_SSL("127.0.0.1", port, timeout=30, context=client_tls())
+    client.ehlo("client.test")
+    assert client.docmd("STARTTLS")[0] == 503
+    assert client.noop()[0] == 250  # the session goes on
+    client.quit()
+
+
 def test_a_wrong_password_is_refused(mailserver, live_personas):
     client = smtplib.SMTP_SSL(
         "127.0.0.1", mailserver.port("submissions"), timeout=30, context=client_tls()
