@@ -203,6 +203,8 @@ _PORTS = {
         "pop3": 110,
         "pop3s": 995,
         "web": 8000,
+        # ACME HTTP-01 challenges (RFC 8555 §8.3) come to port 80; it serves the web app too.
+        "http": 80,
     },
     "development": {
         "smtp": 2525,
@@ -213,6 +215,7 @@ _PORTS = {
         "pop3": 2110,
         "pop3s": 2995,
         "web": 8000,
+        "http": 2080,
     },
 }
 LISTENERS = {
@@ -221,6 +224,11 @@ LISTENERS = {
 }
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
+# An operator's own certificate: ACME "auto" stays off when one is configured.
+TLS_CERT_CONFIGURED = bool(env_str("MAILHOST_TLS_CERT"))
+# One folder per certificate, `<name>/fullchain.pem` and `privkey.pem`: what ACME writes and
+# an operator may put there by hand; shared by every node (the data dir).
+CERTS_DIR = env_path("MAILHOST_CERTS_DIR", DATA_DIR / "certs")
 # Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
 ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
 
@@ -270,6 +278,26 @@ RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
 RELAY_SMARTHOST_USER = env_str("MAILHOST_SMARTHOST_USER")
 RELAY_SMARTHOST_PASSWORD = env_str("MAILHOST_SMARTHOST_PASSWORD")
 RELAY_SMARTHOST_TLS = env_str("MAILHOST_SMARTHOST_TLS", "starttls")
+
+# --- Certificates from an ACME CA (RFC 8555; apps/mailserver/renewal.py) ----------------
+# "auto": on in the production profile when the host name resolves to this machine and no
+# own certificate is configured; "on" or "off" decide outright.
+ACME = env_str("MAILHOST_ACME", "auto").strip().lower()
+ACME_DIRECTORY = env_str(
+    "MAILHOST_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"
+)
+ACME_EMAIL = env_str("MAILHOST_ACME_EMAIL")
+# A PEM file of the CAs to trust for the directory's HTTPS (a test CA); empty: the system's.
+ACME_CA_BUNDLE = env_str("MAILHOST_ACME_CA_BUNDLE")
+# The machine's public addresses when they are not on its interfaces (behind 1:1 NAT).
+ACME_ADDRESSES = env_list("MAILHOST_ACME_ADDRESSES", [])
+# The account key and the challenge answers every node serves.
+ACME_STATE_DIR = DATA_DIR / "acme"
+# Seconds before another order after a failed one; the last repeats. Let's Encrypt allows
+# 5 failed validations per name an hour, so the first retry waits past that window.
+ACME_RETRY_DELAYS = _seconds_list("MAILHOST_ACME_RETRY_DELAYS", [3600, 4 * 3600, 12 * 3600, 86400])
+# How often the worker looks whether a certificate is due (cheap when it is not).
+ACME_CHECK_SECONDS = env_int("MAILHOST_ACME_CHECK_SECONDS", 900)
 
 # --- Celery -------------------------------------------------------------------------------
 if EMBEDDED:
