@@ -358,6 +358,10 @@ CELERY_BEAT_SCHEDULE = {
     "index-folders": {"task": "mailstore.index_folders", "schedule": 300.0},
     "save-imap-indexes": {"task": "imap.save_indexes", "schedule": 300.0},
     "sweep-incoming": {"task": "inbound.sweep", "schedule": 30.0},
+    "renew-certificates": {
+        "task": "mailserver.renew_certificates",
+        "schedule": float(ACME_CHECK_SECONDS),
+    },
     "sweep-relay": {
         "task": "relay.sweep",
         "schedule": float(RELAY_SWEEP_SECONDS),
