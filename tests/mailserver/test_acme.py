@@ -171,6 +171,29 @@ def test_a_restarted_server_serves_the_certificate_from_the_data_dir_without_ord
     assert installed(settings).serial == serial
 
 
+def test_a_starting_node_orders_and_another_nodes_web_listener_answers_the_challenge(
+    acme, settings, caplog
+):
+    # The `mailserver` node serves the web port the CA validates against; this second node,
+    # with no web listener, orders at start-up: the answer travels through the shared data dir.
+    caplog.set_level("INFO", logger="apps.mailserver.supervisor")
+    server = RunningServer(("imaps",)).start()
+    try:
+        wait_for(lambda: "certificate check at start-up: renewed" in caplog.text, timeout=30)
+    finally:
+        server.stop()
+    assert installed(settings).names == set(OURS)
+
+
+def test_the_periodic_worker_task_orders_a_missing_certificate(acme, settings):
+    from workers.tasks import renew_certificates
+
+    assert renew_certificates.apply().get() == "renewed"
+    assert installed(settings).names == set(OURS)
+    scheduled = settings.CELERY_BEAT_SCHEDULE["renew-certificates"]
+    assert scheduled["task"] == renew_certificates.name
+
+
 def test_the_web_listener_answers_only_tokens_it_holds_whatever_the_host(
     acme, settings, mailserver
 ):
