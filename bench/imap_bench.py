@@ -70,8 +70,9 @@ def raise_fd_limit() -> None:
 def environment(data_dir: Path, port: int) -> dict[str, str]:
     env = {**os.environ, "MAILHOST_DATA_DIR": str(data_dir)}
     env["DJANGO_SETTINGS_MODULE"] = "mailhost.settings"
-    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB", "IMAPS"):
+    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB", "HTTP", "IMAPS"):
         env[f"MAILHOST_{name}"] = "off"
+    env["MAILHOST_ACME"] = "off"  # a benchmark orders no certificates
     env["MAILHOST_IMAP"] = f"127.0.0.1:{port}"
     env["MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK"] = "1"
     env["MAILHOST_LOG_LEVEL"] = "WARNING"
