@@ -222,6 +222,12 @@ LISTENERS = {
     name: env_address(f"MAILHOST_{name.upper()}", f"{LISTEN_HOST}:{port}")
     for name, port in _PORTS.get(PROFILE, _PORTS["production"]).items()
 }
+# Where port 80 is not served, ACME validates over port 443 instead (TLS-ALPN-01, RFC 8737):
+# a listener that answers only those handshakes.
+LISTENERS["tls_alpn"] = env_address(
+    "MAILHOST_TLS_ALPN",
+    f"{LISTEN_HOST}:443" if PROFILE == "production" and LISTENERS.get("http") is None else "off",
+)
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
 # An operator's own certificate: ACME "auto" stays off when one is configured.

@@ -4,8 +4,8 @@
         settings.ACME_DIRECTORY, settings.ACME_CA_BUNDLE = ca.directory, ca.ca_bundle
 
 Its HTTPS certificate comes from a CA made here (the package ships none), which the client
-trusts through MAILHOST_ACME_CA_BUNDLE. Validation goes to `http_port` on whatever the
-test's DNS server says each name is.
+trusts through MAILHOST_ACME_CA_BUNDLE. Validation goes to `http_port` (HTTP-01) or
+`tls_port` (TLS-ALPN-01) on whatever the test's DNS server says each name is.
 """
 
 from __future__ import annotations
@@ -96,12 +96,15 @@ def make_https_certificate(folder: Path) -> tuple[Path, Path, Path]:
 
 
 class Pebble:
-    """A pebble process on a free loopback port, validating against `http_port` and asking
-    `dns` for every name; stopped on exit."""
+    """A pebble process on a free loopback port, validating HTTP-01 against `http_port` and
+    TLS-ALPN-01 against `tls_port`, and asking `dns` for every name; stopped on exit."""
 
-    def __init__(self, folder: Path, *, http_port: int, dns: ZoneServer) -> None:
+    def __init__(
+        self, folder: Path, *, http_port: int, dns: ZoneServer, tls_port: int | None = None
+    ) -> None:
         self.folder = folder
         self.http_port = http_port
+        self.tls_port = tls_port or free_port()
         self.dns = dns
         self.port = 0
         self.process: subprocess.Popen | None = None
@@ -141,7 +144,7 @@ class Pebble:
             "certificate": str(self._cert),
             "privateKey": str(self._key),
             "httpPort": self.http_port,
-            "tlsPort": free_port(),
+            "tlsPort": self.tls_port,
             "ocspResponderURL": "",
             "externalAccountBindingRequired": False,
         }

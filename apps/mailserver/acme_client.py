@@ -1,4 +1,5 @@
-"""One ACME order (RFC 8555 §7.4) with HTTP-01 challenges, through certbot's `acme` library.
+"""One ACME order (RFC 8555 §7.4), through certbot's `acme` library: HTTP-01 challenges
+(§8.3), or TLS-ALPN-01 (RFC 8737, apps/mailserver/tls_alpn.py) where port 80 is not served.
 
 The account key lives in the data directory and is made on first use; the account is
 found again by its key (§7.3.1), so nothing else about it needs keeping.
@@ -17,6 +18,7 @@ from acme import challenges, client, crypto_util, errors, messages
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from apps.mailserver import tls_alpn
 from apps.mailserver.certstore import Challenges
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,8 @@ ACCOUNT_KEY = "account-key.pem"
 KEY_BITS = 2048
 USER_AGENT = "mailhost"
 NETWORK_TIMEOUT = 30  # seconds per HTTP request to the CA
+HTTP_01 = challenges.HTTP01.typ
+TLS_ALPN_01 = tls_alpn.TLSALPN01.typ
 
 
 @dataclass(frozen=True)
@@ -41,20 +45,22 @@ class OrderFailed(Exception):
     """The CA did not issue: a challenge failed, it refused, or it did not answer."""
 
 
-def obtain(ca: CA, names: list[str], timeout: float) -> tuple[bytes, bytes]:
-    """A new key and the certificate chain the CA issued for `names`, in PEM."""
+def obtain(ca: CA, names: list[str], method: str, timeout: float) -> tuple[bytes, bytes]:
+    """A new key and the certificate chain the CA issued for `names`, in PEM, validated by
+    `method` (HTTP_01 or TLS_ALPN_01)."""
     acme = _client(ca)
     key_pem = _new_key_pem()
     csr = crypto_util.make_csr(key_pem, names)
+    store = Challenges(ca.state_dir / "challenges")
     try:
         order = acme.new_order(csr)
         deadline = datetime.datetime.now() + datetime.timedelta(seconds=timeout)
-        answered = _answer_http01(acme, order, Challenges(ca.state_dir / "challenges"))
+        published: list[tuple[str, str]] = []
         try:
+            _answer(acme, order, method, store, published)
             order = acme.poll_and_finalize(order, deadline)
         finally:
-            for token in answered:
-                Challenges(ca.state_dir / "challenges").remove(token)
+            _withdraw(store, published)
     except (errors.Error, messages.Error, OSError) as exc:
         raise OrderFailed(_describe(exc)) from exc
     return key_pem, order.fullchain_pem.encode()
@@ -93,26 +99,39 @@ def _register(acme: client.ClientV2, email: str) -> None:
         )
 
 
-def _answer_http01(
-    acme: client.ClientV2, order: messages.OrderResource, store: Challenges
-) -> list[str]:
-    """Publish the key authorization of every pending authorization's HTTP-01 challenge
-    (§8.3) and tell the CA to validate; returns the tokens published."""
-    tokens = []
+def _answer(
+    acme: client.ClientV2,
+    order: messages.OrderResource,
+    method: str,
+    store: Challenges,
+    published: list[tuple[str, str]],
+) -> None:
+    """Publish the answer to every pending authorization's challenge of type `method` and
+    tell the CA to validate (§7.5.1); what was published is added to `published`."""
     for authz in order.authorizations:
         if authz.body.status == messages.STATUS_VALID:
             continue  # an authorization the CA reused from an earlier order
-        challenge = next(
-            (c for c in authz.body.challenges if isinstance(c.chall, challenges.HTTP01)), None
-        )
+        name = authz.body.identifier.value
+        challenge = next((c for c in authz.body.challenges if c.chall.typ == method), None)
         if challenge is None:
-            raise OrderFailed(f"{authz.body.identifier.value}: the CA offers no http-01")
-        response, validation = challenge.response_and_validation(acme.net.key)
-        token = challenge.chall.encode("token")
-        store.put(token, validation)
-        tokens.append(token)
+            raise OrderFailed(f"{name}: the CA offers no {method}")
+        response, key_authorization = challenge.response_and_validation(acme.net.key)
+        if method == TLS_ALPN_01:
+            store.put_certificate(name, tls_alpn.validation_certificate(name, key_authorization))
+            published.append((method, name))
+        else:
+            token = challenge.chall.encode("token")
+            store.put(token, key_authorization)
+            published.append((method, token))
         acme.answer_challenge(challenge, response)
-    return tokens
+
+
+def _withdraw(store: Challenges, published: list[tuple[str, str]]) -> None:
+    for method, key in published:
+        if method == TLS_ALPN_01:
+            store.remove_certificate(key)
+        else:
+            store.remove(key)
 
 
 def _account_key(state_dir: Path) -> rsa.RSAPrivateKey:

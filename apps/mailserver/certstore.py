@@ -23,6 +23,8 @@ VERSIONS = ".versions"  # issued folders, beside the links; a dot keeps them out
 KEEP_VERSIONS = 2  # the one in use and the one before, for a node still reading it
 # RFC 8555 §8.1: a token is base64url; anything else never names a file here.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+# A host name (the SNI of a TLS-ALPN-01 validation): letters, digits, hyphens, dots.
+HOST_NAME = re.compile(r"[a-z0-9-]+(\.[a-z0-9-]+)*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -95,8 +97,9 @@ def _prune(versions: Path, name: str, keep: Path) -> None:
 
 
 class Challenges:
-    """HTTP-01 answers (RFC 8555 §8.3) as files named by token, so whichever node the CA's
-    request reaches can answer it, not only the node that placed the order."""
+    """HTTP-01 answers (RFC 8555 §8.3) as files named by token, and TLS-ALPN-01 certificates
+    (RFC 8737 §3) as `tls-alpn/<name>.pem`, so whichever node the CA's request reaches can
+    answer it, not only the node that placed the order."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -115,3 +118,18 @@ class Challenges:
             return (self.folder / token).read_bytes()
         except OSError:
             return None
+
+    def put_certificate(self, name: str, pem: bytes) -> None:
+        """The key and self-signed certificate to present for `name` (one PEM file)."""
+        (self.folder / "tls-alpn").mkdir(parents=True, exist_ok=True)
+        _write(self.folder / "tls-alpn" / f"{name.lower()}.pem", pem, 0o600)
+
+    def remove_certificate(self, name: str) -> None:
+        (self.folder / "tls-alpn" / f"{name.lower()}.pem").unlink(missing_ok=True)
+
+    def certificate_file(self, name: str) -> Path | None:
+        """The file to present when a client asks for `name` with ALPN acme-tls/1."""
+        if not HOST_NAME.fullmatch(name) or len(name) > 253:
+            return None
+        path = self.folder / "tls-alpn" / f"{name.lower()}.pem"
+        return path if path.is_file() else None

@@ -129,9 +129,10 @@ def _order(names: list[str], holder: str, now: datetime.datetime) -> str:
         ca_bundle=settings.ACME_CA_BUNDLE,
         state_dir=settings.ACME_STATE_DIR,
     )
-    log.info("ordering a certificate from %s for %s", ca.directory, ", ".join(names))
+    method = challenge_type()
+    log.info("ordering a certificate from %s for %s (%s)", ca.directory, ", ".join(names), method)
     try:
-        key_pem, chain_pem = acme_client.obtain(ca, names, ORDER_TIMEOUT)
+        key_pem, chain_pem = acme_client.obtain(ca, names, method, ORDER_TIMEOUT)
         folder = certstore.install(
             settings.CERTS_DIR, settings.MAILHOST_HOSTNAME, key_pem, chain_pem
         )
@@ -142,6 +143,14 @@ def _order(names: list[str], holder: str, now: datetime.datetime) -> str:
     _record_success(holder)
     log.info("installed a certificate for %s in %s", ", ".join(names), folder)
     return "renewed"
+
+
+def challenge_type() -> str:
+    """HTTP-01 through port 80 (RFC 8555 §8.3); where port 80 is not served and the
+    TLS-ALPN-01 listener is, that (RFC 8737)."""
+    if settings.LISTENERS.get("http") is None and settings.LISTENERS.get("tls_alpn"):
+        return acme_client.TLS_ALPN_01
+    return acme_client.HTTP_01
 
 
 def _claim(holder: str, now: datetime.datetime) -> bool:

@@ -20,32 +20,60 @@ from django.utils import timezone
 from apps.accounts.models import Domain
 from apps.mailserver import certstore, renewal
 from apps.mailserver.models import CertificateOrderState
-from tests.pebble import Pebble
+from tests.pebble import Pebble, free_port
 from tests.servers import RunningServer
 
 HOSTNAME = "mx.example.net"
 OURS = ("mx.example.net", "mail.example.org", "autoconfig.example.org", "mta-sts.example.org")
 
 
-@pytest.fixture
-def acme(settings, tmp_path, mailserver, dns_zone):
-    """ACME on, pointed at a pebble that validates against the running server's web port;
-    the host name and example.org's names resolve here, elsewhere.org's do not."""
+def point_names_here(dns_zone) -> None:
+    """The host name and example.org's names resolve here, elsewhere.org's do not."""
     for name in OURS:
         dns_zone.server.add(f"{name}. A 127.0.0.1")
     dns_zone.server.add("mail.elsewhere.org. A 192.0.2.1")
     Domain.objects.create(name="example.org")
     Domain.objects.create(name="elsewhere.org")
+
+
+def use_ca(settings, tmp_path, ca: Pebble) -> None:
+    settings.ACME = "on"
+    settings.ACME_DIRECTORY = ca.directory
+    settings.ACME_CA_BUNDLE = str(ca.ca_bundle)
+    settings.ACME_EMAIL = "postmaster@example.org"
+    settings.ACME_STATE_DIR = tmp_path / "acme"
+    settings.ACME_RETRY_DELAYS = [3600, 14400]
+    settings.CERTS_DIR = tmp_path / "certs"
+    settings.MAILHOST_HOSTNAME = HOSTNAME
+
+
+@pytest.fixture
+def acme(settings, tmp_path, mailserver, dns_zone):
+    """ACME on, pointed at a pebble that validates against the running server's web port."""
+    point_names_here(dns_zone)
     with Pebble(tmp_path / "pebble", http_port=mailserver.port("web"), dns=dns_zone.server) as ca:
-        settings.ACME = "on"
-        settings.ACME_DIRECTORY = ca.directory
-        settings.ACME_CA_BUNDLE = str(ca.ca_bundle)
-        settings.ACME_EMAIL = "postmaster@example.org"
-        settings.ACME_STATE_DIR = tmp_path / "acme"
-        settings.ACME_RETRY_DELAYS = [3600, 14400]
-        settings.CERTS_DIR = tmp_path / "certs"
-        settings.MAILHOST_HOSTNAME = HOSTNAME
+        use_ca(settings, tmp_path, ca)
         yield ca
+
+
+@pytest.fixture
+def acme_without_port_80(settings, tmp_path, transactional_db, dns_zone):
+    """Port 80 not served: pebble validates TLS-ALPN-01 against the listener for it, and
+    HTTP-01 would find nothing listening."""
+    point_names_here(dns_zone)
+    server = RunningServer(("tls_alpn",)).start()
+    try:
+        with Pebble(
+            tmp_path / "pebble",
+            http_port=free_port(),
+            tls_port=server.port("tls_alpn"),
+            dns=dns_zone.server,
+        ) as ca:
+            use_ca(settings, tmp_path, ca)
+            settings.LISTENERS = {**settings.LISTENERS, "http": None, "tls_alpn": ("::", 443)}
+            yield server
+    finally:
+        server.stop()
 
 
 def renew(dns_zone, at: datetime.datetime | None = None) -> str:
@@ -208,6 +236,30 @@ def test_the_web_listener_answers_only_tokens_it_holds_whatever_the_host(
             urllib.request.urlopen(base + missing, timeout=10)
         refused.value.close()
         assert refused.value.code == 404
+
+
+def test_where_port_80_is_not_served_it_validates_with_tls_alpn_01(
+    acme_without_port_80, settings, dns_zone
+):
+    # RFC 8737 §3: the CA's handshake with ALPN acme-tls/1 finds the validation certificate.
+    assert renew(dns_zone) == "renewed"
+    assert installed(settings).names == set(OURS)
+
+
+def test_the_tls_alpn_listener_ends_handshakes_for_names_it_validates_nothing_for(
+    acme_without_port_80,
+):
+    client = ssl.create_default_context()
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    client.set_alpn_protocols(["acme-tls/1"])
+    port = acme_without_port_80.port("tls_alpn")
+    # No certificate to present: the handshake ends (asyncio may close before the alert).
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        pytest.raises((ssl.SSLError, ConnectionError)),
+    ):
+        client.wrap_socket(raw, server_hostname="mail.example.org")
 
 
 @pytest.mark.parametrize(
