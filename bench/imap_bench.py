@@ -75,8 +75,9 @@ def raise_fd_limit() -> None:
 def environment(data_dir: Path, port: int, tls_port: int | None) -> dict[str, str]:
     env = {**os.environ, "MAILHOST_DATA_DIR": str(data_dir)}
     env["DJANGO_SETTINGS_MODULE"] = "mailhost.settings"
-    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB"):
+    for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB", "HTTP"):
         env[f"MAILHOST_{name}"] = "off"
+    env["MAILHOST_ACME"] = "off"  # a benchmark orders no certificates
     env["MAILHOST_IMAP"] = f"127.0.0.1:{port}"
     env["MAILHOST_IMAPS"] = f"127.0.0.1:{tls_port}" if tls_port else "off"
     env["MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK"] = "1"

@@ -62,8 +62,9 @@ def start_server(
     }
     for name in ("DATABASE_URL", "REDIS_URL"):
         env.pop(name, None)
-    for name in ("SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB"):
+    for name in ("SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "HTTP"):
         env[f"MAILHOST_{name}"] = "off"
+    env["MAILHOST_ACME"] = "off"  # a benchmark orders no certificates
     command = [sys.executable, "manage.py", "runmailserver"] + ([] if worker else ["--no-worker"])
     server = subprocess.Popen(
         command,

@@ -203,6 +203,8 @@ _PORTS = {
         "pop3": 110,
         "pop3s": 995,
         "web": 8000,
+        # ACME HTTP-01 challenges (RFC 8555 §8.3) come to port 80; it serves the web app too.
+        "http": 80,
     },
     "development": {
         "smtp": 2525,
@@ -213,12 +215,19 @@ _PORTS = {
         "pop3": 2110,
         "pop3s": 2995,
         "web": 8000,
+        "http": 2080,
     },
 }
 LISTENERS = {
     name: env_address(f"MAILHOST_{name.upper()}", f"{LISTEN_HOST}:{port}")
     for name, port in _PORTS.get(PROFILE, _PORTS["production"]).items()
 }
+# Where port 80 is not served, ACME validates over port 443 instead (TLS-ALPN-01, RFC 8737):
+# a listener that answers only those handshakes.
+LISTENERS["tls_alpn"] = env_address(
+    "MAILHOST_TLS_ALPN",
+    f"{LISTEN_HOST}:443" if PROFILE == "production" and LISTENERS.get("http") is None else "off",
+)
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
 # Certificates served by name (SNI): one folder each (apps/mailserver/certificates.py).
@@ -226,6 +235,8 @@ TLS_CERTS_DIR = env_path("MAILHOST_TLS_CERTS_DIR", DATA_DIR / "certs")
 # Mozilla's "intermediate" (TLS 1.2 with AEAD suites, and 1.3) or "modern" (TLS 1.3 only)
 # on the client ports; port 25 is always intermediate (apps/mailserver/tls.py).
 TLS_PROFILE = env_str("MAILHOST_TLS_PROFILE", "intermediate").strip().lower()
+# An operator's own certificate: ACME "auto" stays off when one is configured.
+TLS_CERT_CONFIGURED = bool(env_str("MAILHOST_TLS_CERT"))
 # Plain-text AUTH is refused everywhere except, when this is on, from loopback clients.
 ALLOW_PLAINTEXT_AUTH_LOOPBACK = env_bool("MAILHOST_ALLOW_PLAINTEXT_AUTH_LOOPBACK", False)
 
@@ -275,6 +286,26 @@ RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
 RELAY_SMARTHOST_USER = env_str("MAILHOST_SMARTHOST_USER")
 RELAY_SMARTHOST_PASSWORD = env_str("MAILHOST_SMARTHOST_PASSWORD")
 RELAY_SMARTHOST_TLS = env_str("MAILHOST_SMARTHOST_TLS", "starttls")
+
+# --- Certificates from an ACME CA (RFC 8555; apps/mailserver/renewal.py) ----------------
+# "auto": on in the production profile when the host name resolves to this machine and no
+# own certificate is configured; "on" or "off" decide outright.
+ACME = env_str("MAILHOST_ACME", "auto").strip().lower()
+ACME_DIRECTORY = env_str(
+    "MAILHOST_ACME_DIRECTORY", "https://acme-v02.api.letsencrypt.org/directory"
+)
+ACME_EMAIL = env_str("MAILHOST_ACME_EMAIL")
+# A PEM file of the CAs to trust for the directory's HTTPS (a test CA); empty: the system's.
+ACME_CA_BUNDLE = env_str("MAILHOST_ACME_CA_BUNDLE")
+# The machine's public addresses when they are not on its interfaces (behind 1:1 NAT).
+ACME_ADDRESSES = env_list("MAILHOST_ACME_ADDRESSES", [])
+# The account key and the challenge answers every node serves.
+ACME_STATE_DIR = DATA_DIR / "acme"
+# Seconds before another order after a failed one; the last repeats. Let's Encrypt allows
+# 5 failed validations per name an hour, so the first retry waits past that window.
+ACME_RETRY_DELAYS = _seconds_list("MAILHOST_ACME_RETRY_DELAYS", [3600, 4 * 3600, 12 * 3600, 86400])
+# How often the worker looks whether a certificate is due (cheap when it is not).
+ACME_CHECK_SECONDS = env_int("MAILHOST_ACME_CHECK_SECONDS", 900)
 
 # --- Celery -------------------------------------------------------------------------------
 if EMBEDDED:
@@ -341,6 +372,10 @@ CELERY_BEAT_SCHEDULE = {
     "index-folders": {"task": "mailstore.index_folders", "schedule": 300.0},
     "save-imap-indexes": {"task": "imap.save_indexes", "schedule": 300.0},
     "sweep-incoming": {"task": "inbound.sweep", "schedule": 30.0},
+    "renew-certificates": {
+        "task": "mailserver.renew_certificates",
+        "schedule": float(ACME_CHECK_SECONDS),
+    },
     "sweep-relay": {
         "task": "relay.sweep",
         "schedule": float(RELAY_SWEEP_SECONDS),

@@ -76,6 +76,12 @@ def _no_dns_off_loopback(settings):
 
 
 @pytest.fixture(autouse=True)
+def _no_acme(settings):
+    # Servers that tests start order no certificates unless the test turns ACME on.
+    settings.ACME = "off"
+
+
+@pytest.fixture(autouse=True)
 def _fast_hashing(settings):
     # Real Django hashers, but a cheap one: tests create many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -97,6 +103,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     env = {**os.environ, "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"])}
     # As in this process: DNS goes to a loopback server, never to the internet's.
     env.setdefault("MAILHOST_DNS_SERVERS", "127.0.0.1:9")
+    env.setdefault("MAILHOST_ACME", "off")
     process = subprocess.Popen(
         [
             sys.executable,

@@ -75,3 +75,11 @@ def relay_sweep() -> int:
 
     pool.shared_pool().prune()
     return services.sweep()
+
+
+@shared_task(name="mailserver.renew_certificates")
+def renew_certificates() -> str:
+    """Order the server's certificate from the ACME CA when it is due (one node at a time)."""
+    from apps.mailserver import renewal
+
+    return renewal.renew()

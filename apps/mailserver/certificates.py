@@ -146,7 +146,13 @@ class CertificateStore:
             entries = list(os.scandir(self.directory))
         except OSError:  # no directory yet: only the default certificate
             return []
-        return sorted(Path(entry.path) for entry in entries if entry.is_dir())
+        # Dot-folders are the ACME store's own (versions behind the links, links being
+        # swapped): only the named links are certificates to serve.
+        return sorted(
+            Path(entry.path)
+            for entry in entries
+            if entry.is_dir() and not entry.name.startswith(".")
+        )
 
     def _fresh(
         self, known: Certificate | None, chain: Path, key: Path, profile: str

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
@@ -36,5 +39,34 @@ def check_mail_settings(app_configs, **kwargs) -> list:
                 + " nor ".join(tls.PROFILES),
                 id="mailhost.E010",
             )
+        )
+    problems += _acme_problems()
+    return problems
+
+
+def _acme_problems() -> list[CheckMessage]:
+    """MAILHOST_ACME_*: a typo must not silently leave the server without certificates."""
+    problems: list[CheckMessage] = []
+    if settings.ACME not in ("on", "off", "auto"):
+        problems.append(
+            Error(f"MAILHOST_ACME={settings.ACME!r} is none of on, off, auto", id="mailhost.E005")
+        )
+    # RFC 8555 §6.1: every ACME request goes over HTTPS.
+    if urlsplit(settings.ACME_DIRECTORY).scheme != "https":
+        problems.append(
+            Error(
+                f"MAILHOST_ACME_DIRECTORY={settings.ACME_DIRECTORY!r} is not an https:// URL",
+                id="mailhost.E006",
+            )
+        )
+    bundle = settings.ACME_CA_BUNDLE
+    if bundle and not Path(bundle).is_file():
+        problems.append(
+            Error(f"MAILHOST_ACME_CA_BUNDLE={bundle!r} is not a file", id="mailhost.E007")
+        )
+    email = settings.ACME_EMAIL
+    if email and ("@" not in email or any(c.isspace() for c in email)):
+        problems.append(
+            Error(f"MAILHOST_ACME_EMAIL={email!r} is not an address", id="mailhost.E008")
         )
     return problems

@@ -35,7 +35,7 @@ from django.conf import settings
 from django.db import connections
 
 from apps.mailserver import listeners, tls
-from apps.mailserver.supervisor import WEB, Supervisor
+from apps.mailserver.supervisor import WEB_LISTENERS, Supervisor
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -68,7 +68,11 @@ def _fork(supervisor: Supervisor) -> int:
     try:
         _die_with_parent()
         copy = replace(
-            supervisor, run_worker=False, announce=False, sockets=_own_sockets(supervisor)
+            supervisor,
+            run_worker=False,
+            announce=False,
+            renew_certificates=False,
+            sockets=_own_sockets(supervisor),
         )
         asyncio.run(copy.run())
     except BaseException:
@@ -82,7 +86,7 @@ def _own_sockets(supervisor: Supervisor) -> dict[str, socket.socket]:
     """This copy's sockets on the first process's ports (its inherited ones closed)."""
     own = {}
     for name, inherited in supervisor.sockets.items():
-        if name != WEB:
+        if name not in WEB_LISTENERS:
             host, port = supervisor.bound[name]
             own[name] = listeners.bind(host, port, reuse_port=True)
         inherited.close()

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 import uvicorn
 from django.conf import settings
 
-from apps.mailserver import executor, listeners, tls, worker
+from apps.mailserver import executor, listeners, renewal, tls, worker
 from apps.mailserver.certificates import CertificateStore
 from apps.mailstore import events
 
 log = logging.getLogger(__name__)
 WEB = "web"
+HTTP = "http"  # port 80: the same web app, where ACME's HTTP-01 challenges arrive
+WEB_LISTENERS = (WEB, HTTP)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -39,6 +41,8 @@ class Supervisor:
     run_worker: bool = True
     install_signal_handlers: bool = True
     announce: bool = True
+    # The start-up certificate check: the first process only (processes.py).
+    renew_certificates: bool = True
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
     sockets: dict[str, socket.socket] = field(default_factory=dict)
     ready: asyncio.Event | None = None
@@ -48,7 +52,9 @@ class Supervisor:
         it has not been done; processes.serve does it first, so that the other processes
         can bind the ports it got (`reuse_port`)."""
         for name, address in self.addresses.items():
-            if address is None or (name != WEB and listeners.starter_for(name) is None):
+            if address is None or (
+                name not in WEB_LISTENERS and listeners.starter_for(name) is None
+            ):
                 continue
             sock = listeners.bind(*address, reuse_port=reuse_port)
             self.sockets[name] = sock
@@ -59,14 +65,10 @@ class Supervisor:
         tls.fit_read_buffers()
         self.stop = asyncio.Event()
         self.ready = self.ready or asyncio.Event()
-        tls.ensure_certificate(
-            settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.MAILHOST_HOSTNAME
-        )
+        cert_file, key_file = tls.default_pair(settings.MAILHOST_HOSTNAME)
         if not self.sockets:
             self.bind()
-        certificates = CertificateStore(
-            settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, settings.TLS_CERTS_DIR
-        )
+        certificates = CertificateStore(cert_file, key_file, settings.TLS_CERTS_DIR)
         context = listeners.ServerContext(
             hostname=settings.MAILHOST_HOSTNAME,
             tls=certificates.server_context(settings.TLS_PROFILE),
@@ -82,6 +84,9 @@ class Supervisor:
         web = self._start_web()
         if web is not None:
             background.append(web)
+        if self.renew_certificates:
+            # After the web listener is up: the CA's HTTP-01 request must find it.
+            background.append(asyncio.create_task(self._renew_certificates()))
         child = worker.WorkerProcess() if self.run_worker else None
         if child is not None:
             background.append(asyncio.create_task(child.supervise(self.stop)))
@@ -95,13 +100,13 @@ class Supervisor:
         servers = []
         for name, sock in self.sockets.items():
             starter = listeners.starter_for(name)
-            if name != WEB and starter is not None:
+            if name not in WEB_LISTENERS and starter is not None:
                 servers.append(await starter(context, name, sock))
         return servers
 
     def _start_web(self) -> asyncio.Task | None:
-        sock = self.sockets.get(WEB)
-        if sock is None:
+        socks = [self.sockets[name] for name in WEB_LISTENERS if name in self.sockets]
+        if not socks:
             return None
         config = uvicorn.Config(
             "mailhost.asgi:application",
@@ -111,7 +116,17 @@ class Supervisor:
             server_header=False,
         )
         self._web = _EmbeddedUvicorn(config)
-        return asyncio.create_task(self._web.serve(sockets=[sock]))
+        return asyncio.create_task(self._web.serve(sockets=socks))
+
+    async def _renew_certificates(self) -> None:
+        """The start-up check (the worker repeats it periodically): a certificate missing or
+        due is ordered now rather than at the next periodic run."""
+        try:
+            outcome = await asyncio.to_thread(renewal.renew)
+        except Exception:  # a bad certificate check must not take the mail server down
+            log.exception("the start-up certificate check failed")
+            return
+        log.info("certificate check at start-up: %s", outcome)
 
     async def _change_events(self) -> None:
         if settings.REDIS_URL:

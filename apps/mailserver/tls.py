@@ -21,6 +21,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from django.conf import settings
+
+from apps.mailserver import certstore
 
 log = logging.getLogger(__name__)
 SELF_SIGNED_DAYS = 825  # the longest validity Apple clients accept for a TLS certificate
@@ -73,6 +76,17 @@ def ensure_certificate(cert_file: Path, key_file: Path, hostname: str) -> bool:
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     log.info("made a self-signed certificate for %s in %s", hostname, cert_file)
     return True
+
+
+def default_pair(hostname: str) -> tuple[Path, Path]:
+    """The certificate listeners present by default: MAILHOST_TLS_CERT when configured,
+    else the one in the certs folder of the host name (from ACME, or put there by hand),
+    else the self-signed one, made when missing."""
+    own = settings.TLS_CERTS_DIR / hostname
+    if not settings.TLS_CERT_CONFIGURED and certstore.load(settings.TLS_CERTS_DIR, hostname):
+        return own / certstore.FULLCHAIN, own / certstore.PRIVKEY
+    ensure_certificate(settings.TLS_CERT_FILE, settings.TLS_KEY_FILE, hostname)
+    return settings.TLS_CERT_FILE, settings.TLS_KEY_FILE
 
 
 INTERMEDIATE = "intermediate"

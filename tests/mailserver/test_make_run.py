@@ -12,13 +12,14 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-LISTENERS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB")
+LISTENERS = ("SMTP", "SUBMISSION", "SUBMISSIONS", "IMAP", "IMAPS", "POP3", "POP3S", "WEB", "HTTP")
 
 
 def embedded_env(data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env["MAILHOST_DATA_DIR"] = str(data_dir)
     env.update({f"MAILHOST_{name}": "127.0.0.1:0" for name in LISTENERS})
+    env["MAILHOST_ACME"] = "off"  # no certificate orders from a test's server
     return env
 
 
