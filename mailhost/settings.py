@@ -223,10 +223,14 @@ LISTENERS = {
     for name, port in _PORTS.get(PROFILE, _PORTS["production"]).items()
 }
 # Where port 80 is not served, ACME validates over port 443 instead (TLS-ALPN-01, RFC 8737):
-# a listener that answers only those handshakes.
+# a listener that answers only those handshakes, and only while ACME may run.
+_ALPN_BY_DEFAULT = (
+    PROFILE == "production"
+    and LISTENERS.get("http") is None
+    and env_str("MAILHOST_ACME", "auto").strip().lower() != "off"
+)
 LISTENERS["tls_alpn"] = env_address(
-    "MAILHOST_TLS_ALPN",
-    f"{LISTEN_HOST}:443" if PROFILE == "production" and LISTENERS.get("http") is None else "off",
+    "MAILHOST_TLS_ALPN", f"{LISTEN_HOST}:443" if _ALPN_BY_DEFAULT else "off"
 )
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
