@@ -61,6 +61,8 @@ import django
 django.setup()
 from django.conf import settings
 settings.IMAP_MAX_PER_IP = settings.IMAP_MAX_PER_USER = settings.IMAP_MAX_CONNECTIONS = 100000
+settings.POP3_MAX_PER_IP = settings.POP3_MAX_CONNECTIONS = 100000
+settings.SMTP_MAX_PER_IP = settings.SMTP_MAX_CONNECTIONS = 100000
 settings.IMAP_COMMANDS_PER_SECOND = settings.IMAP_COMMAND_BURST = 1e9
 from django.core.management import call_command
 call_command("runmailserver", "--no-worker")
@@ -77,6 +79,7 @@ def environment(data_dir: Path, port: int, tls_port: int | None) -> dict[str, st
     env["DJANGO_SETTINGS_MODULE"] = "mailhost.settings"
     for name in ("SMTP", "SUBMISSION", "SUBMISSIONS", "POP3", "POP3S", "WEB", "HTTP"):
         env[f"MAILHOST_{name}"] = "off"
+
     env["MAILHOST_ACME"] = "off"  # a benchmark orders no certificates
     env["MAILHOST_IMAP"] = f"127.0.0.1:{port}"
     env["MAILHOST_IMAPS"] = f"127.0.0.1:{tls_port}" if tls_port else "off"
@@ -393,11 +396,14 @@ CYCLE_FOLDER = 200  # messages kept in each cycling user's INBOX
 
 @dataclass
 class Target:
-    """An IMAP server under test: where it listens and the process tree it runs as."""
+    """An IMAP server under test: where it listens and the process tree it runs as; for
+    the idle section, where its POP3S and submission listeners are."""
 
     host: str
     port: int
     pid: int
+    pop3s: int = 0
+    submission: int = 0
 
 
 async def top_up(target: Target, tls: bool, address: str) -> None:
@@ -518,6 +524,57 @@ async def wait_exists(client: Client) -> None:
         pass
 
 
+async def idle_other_protocols(target: Target, count: int) -> None:
+    """POP3S sessions logged in and waiting, and SMTP sessions that said EHLO, STARTTLS
+    and EHLO again and wait: the other ways a connection sits idle over TLS."""
+    pop3s, submission = target.pop3s, target.submission
+
+    async def pop3_session() -> asyncio.StreamWriter:
+        reader, writer = await asyncio.open_connection(target.host, pop3s, ssl=client_tls())
+        await reader.readline()
+        for line in (f"USER {IDLE_USER}", f"PASS {PASSWORD}", "STAT"):
+            writer.write(line.encode() + b"\r\n")
+            assert (await reader.readline()).startswith(b"+OK")
+        return writer
+
+    async def smtp_session() -> asyncio.StreamWriter:
+        reader, writer = await asyncio.open_connection(target.host, submission)
+
+        async def reply() -> bytes:
+            while (line := await reader.readline())[3:4] == b"-":
+                pass
+            return line
+
+        await reply()
+        writer.write(b"EHLO bench.test\r\n")
+        await reply()
+        writer.write(b"STARTTLS\r\n")
+        assert (await reply()).startswith(b"220")
+        await writer.start_tls(client_tls())
+        writer.write(b"EHLO bench.test\r\n")
+        assert (await reply()).startswith(b"250")
+        return writer
+
+    for name, opener in (
+        ("POP3S (authenticated)", pop3_session),
+        ("SMTP after STARTTLS", smtp_session),
+    ):
+        warm = [await opener() for _ in range(5)]
+        await asyncio.sleep(1)
+        before = pss_kib(target.pid)
+        writers: list[asyncio.StreamWriter] = []
+        for start in range(0, count, 50):
+            writers += await asyncio.gather(*(opener() for _ in range(min(50, count - start))))
+        await asyncio.sleep(3)
+        after = pss_kib(target.pid)
+        print(
+            f"  {count} idle {name} sessions: server memory (PSS) {before / 1024:.0f}"
+            f" -> {after / 1024:.0f} MiB, {(after - before) / count:.1f} KiB per connection"
+        )
+        for writer in writers + warm:
+            writer.close()
+
+
 # -- main --------------------------------------------------------------------------------------
 
 
@@ -528,12 +585,17 @@ def free_port() -> int:
 
 
 def start_server(
-    data_dir: Path, port: int, processes: int = 1, tls_port: int | None = None
+    data_dir: Path,
+    port: int,
+    processes: int = 1,
+    tls_port: int | None = None,
+    others: dict[str, str] | None = None,
 ) -> subprocess.Popen:
+    env = environment(data_dir, port, tls_port) | {"MAILHOST_PROCESSES": str(processes)}
     process = subprocess.Popen(
         [sys.executable, "-c", SERVER],
         cwd=ROOT,
-        env=environment(data_dir, port, tls_port) | {"MAILHOST_PROCESSES": str(processes)},
+        env=env | (others or {}),
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
@@ -596,6 +658,8 @@ def main() -> None:
             with mailhost(args.data_dir, 1) as (plain, secure):
                 target = secure if over_tls else plain
                 asyncio.run(idle_connections(target, args.idle, over_tls, compress))
+        with mailhost(args.data_dir, 1) as (_, secure):
+            asyncio.run(idle_other_protocols(secure, args.idle))
 
 
 def against_other(only: set[str], plain: Target, tls_port: int, args: argparse.Namespace) -> None:
@@ -612,10 +676,17 @@ def against_other(only: set[str], plain: Target, tls_port: int, args: argparse.N
 @contextlib.contextmanager
 def mailhost(data_dir: Path, processes: int) -> Iterator[tuple[Target, Target]]:
     """A fresh server with IMAP and IMAPS on free ports."""
-    port, tls_port = free_port(), free_port()
-    server = start_server(data_dir, port, processes, tls_port)
+    port, tls_port, pop3s, submission = (free_port() for _ in range(4))
+    others = {
+        "MAILHOST_POP3S": f"127.0.0.1:{pop3s}",
+        "MAILHOST_SUBMISSION": f"127.0.0.1:{submission}",
+    }
+    server = start_server(data_dir, port, processes, tls_port, others)
     try:
-        yield Target("127.0.0.1", port, server.pid), Target("127.0.0.1", tls_port, server.pid)
+        yield (
+            Target("127.0.0.1", port, server.pid),
+            Target("127.0.0.1", tls_port, server.pid, pop3s, submission),
+        )
     finally:
         server.terminate()
         server.wait(30)

@@ -4,6 +4,12 @@ No protocol knowledge lives here. After COMPRESS (RFC 4978) the session keeps re
 from `reader`, which is then a second StreamReader fed by a task that inflates what the
 socket delivers; writes are deflated and flushed (Z_SYNC_FLUSH) at every drain, so each
 response reaches the client whole.
+
+The compressor is let go after each flush and made again for the next write: a flushed
+DEFLATE stream is byte-aligned between blocks, so a new compressor's blocks simply follow
+(RFC 1951 §3.2.3; nothing refers back past the flush), and an idle connection then holds
+no compressor (about 120 KiB each; phones keep IMAP connections idle all day). The
+inflater must stay: the client's compressor may refer back up to 32 KiB.
 """
 
 from __future__ import annotations
@@ -66,7 +72,9 @@ class Connection:
         self._pump: asyncio.Task[None] | None = None
 
     def write(self, data: bytes) -> None:
-        if self._deflate is not None:
+        if self.compressed:
+            if self._deflate is None:
+                self._deflate = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, DEFLATE_WBITS)
             data = self._deflate.compress(data)
         if data:
             self.writer.write(data)
@@ -74,6 +82,7 @@ class Connection:
     async def drain(self) -> None:
         if self._deflate is not None:
             self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            self._deflate = None
         async with asyncio.timeout(limits.WRITE_TIMEOUT):
             await self.writer.drain()
 
@@ -104,7 +113,6 @@ class Connection:
 
     def start_compression(self, max_line: int) -> None:
         """Switch both directions to DEFLATE (RFC 4978 §3), right after the tagged OK."""
-        self._deflate = zlib.compressobj(DEFLATE_LEVEL, zlib.DEFLATED, DEFLATE_WBITS)
         inflated = asyncio.StreamReader(limit=max_line + 1024)
         gate = _Gate()
         inflated.set_transport(gate)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from django.conf import settings
 
-from apps.mailserver import executor, listeners, renewal, tls, worker
+from apps.mailserver import executor, listeners, renewal, tls, tlsbuffers, worker
 from apps.mailserver.certificates import CertificateStore
 from apps.mailstore import events
 
@@ -62,7 +62,7 @@ class Supervisor:
 
     async def run(self) -> None:
         asyncio.get_running_loop().set_default_executor(executor.DatabaseExecutor())
-        tls.fit_read_buffers()
+        tlsbuffers.install()
         self.stop = asyncio.Event()
         self.ready = self.ready or asyncio.Event()
         cert_file, key_file = tls.default_pair(settings.MAILHOST_HOSTNAME)

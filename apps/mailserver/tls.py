@@ -14,7 +14,6 @@ import ipaddress
 import logging
 import os
 import ssl
-from asyncio import sslproto
 from pathlib import Path
 
 from cryptography import x509
@@ -27,19 +26,6 @@ from apps.mailserver import certstore
 
 log = logging.getLogger(__name__)
 SELF_SIGNED_DAYS = 825  # the longest validity Apple clients accept for a TLS certificate
-# What asyncio's TLS layer reads from a socket at once. It allocates this much per
-# connection up front (256 KiB in Python 3.11-3.13), most of the memory of an idle IMAPS
-# session; a TLS record holds at most 16 KiB of data (RFC 8446 §5.1), so reading 32 KiB
-# at a time costs a bulk transfer nothing measurable.
-TLS_READ_SIZE = 32 * 1024
-
-
-def fit_read_buffers() -> None:
-    """Make asyncio's TLS connections read TLS_READ_SIZE bytes at a time. `max_size` is
-    the class's own tunable ("Buffer size passed to read()"); every TLS connection of the
-    process, in and out, uses it."""
-    sslproto.SSLProtocol.max_size = TLS_READ_SIZE
-
 
 def ensure_certificate(cert_file: Path, key_file: Path, hostname: str) -> bool:
     """Write a self-signed certificate for `hostname` unless both files exist.

@@ -117,10 +117,11 @@ def test_moves_between_other_folders_say_nothing(mailbox, training):
 def test_move_into_the_selected_mailbox_reports_the_new_copy_before_the_expunge(mailbox):
     """RFC 6851 §3.3 (MOVE is COPY, then expunge): moving into the selected mailbox
     itself adds a new message with a new UID, announced by EXISTS, and expunges the old
-    one; the copy is there before the original goes, so EXISTS comes first."""
+    one; the copy is there before the original goes, so EXISTS comes first. The copy is
+    new to this session, so RECENT follows EXISTS (RFC 3501 §7.3.2)."""
     lines = mailbox.command("MOVE 1 INBOX")
     assert lines[0].startswith(b"* OK [COPYUID ") and lines[0].split()[4:6] == [b"1", b"5]"]
-    assert lines[1:3] == [b"* 5 EXISTS", b"* 1 EXPUNGE"]
+    assert lines[1:4] == [b"* 5 EXISTS", b"* 5 RECENT", b"* 1 EXPUNGE"]
     assert status(lines) == "OK"
     assert untagged(mailbox.command("FETCH 1:* (UID)"), "FETCH")[-1] == b"* 4 FETCH (UID 5)"
 

@@ -258,9 +258,10 @@ def test_binary_sets_seen_and_binary_peek_does_not(imap, alice):
     raw = imap.raw(alice)
     raw.command("SELECT INBOX")
     [items] = _items(raw.command("FETCH 1 (BINARY.PEEK[] BINARY.SIZE[1] FLAGS)"))
-    assert items[b"BINARY[]"] == message_bytes and items[b"FLAGS"] == []
+    # \Recent: this session is the first to see it (RFC 3501 §2.3.2)
+    assert items[b"BINARY[]"] == message_bytes and items[b"FLAGS"] == [b"\\Recent"]
     [items] = _items(raw.command("FETCH 1 (BINARY[1])"))
-    assert items[b"BINARY[1]"] == b"a=b" and items[b"FLAGS"] == [b"\\Seen"]
+    assert items[b"BINARY[1]"] == b"a=b" and items[b"FLAGS"] == [b"\\Seen", b"\\Recent"]
     assert status(raw.command("FETCH 1 (BINARY.PEEK[1.MIME])")) == "BAD"
 
 
@@ -296,7 +297,7 @@ def test_after_condstore_is_enabled_fetch_setting_seen_reports_modseq(mailbox):
     FLAGS a FETCH sends because it "implicitly set the \\Seen flag"."""
     before = _items(mailbox.command("FETCH 1 (MODSEQ)"))[0][b"MODSEQ"][0]
     [items] = _items(mailbox.command("FETCH 2 (BODY[TEXT])"))
-    assert items[b"FLAGS"] == [b"\\Seen"] and items[b"UID"] == 2
+    assert items[b"FLAGS"] == [b"\\Seen", b"\\Recent"] and items[b"UID"] == 2
     assert items[b"MODSEQ"][0] > before
 
 
