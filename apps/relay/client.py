@@ -10,6 +10,7 @@ is logged.
 from __future__ import annotations
 
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -151,6 +152,19 @@ def refusal(envelope: Envelope, data: bytes, features: dict[str, str]) -> RcptRe
         status = results.NON_ASCII_ADDRESS if need == "address" else results.NON_ASCII_HEADERS
         return results.permanent(status, "the message needs SMTPUTF8, which the server lacks")
     return None
+
+
+def _params(options: Sequence[str]) -> str:
+    return "".join(f" {option}" for option in options)
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: a leading dot doubled on every line, CRLF at the end,
+    and the lone dot that ends it (RFC 5321 §4.5.2, §4.1.1.4)."""
+    stuffed = re.sub(rb"(?m)^\.", b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
 
 
 # --- connections --------------------------------------------------------------------------
@@ -341,6 +355,8 @@ class Session:
             return dict.fromkeys(addresses, lost)
 
     def _transaction(self, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
+        if "pipelining" in self.features:
+            return self._pipelined(envelope, data)
         code, text = self.smtp.mail(envelope.mail_from, mail_options(envelope, data, self.features))
         if code != 250:
             self._after_refusal(code)
@@ -362,12 +378,55 @@ class Session:
             self._after_refusal(0)
             return outcome
         code, final = self._data(data)
+        return self._delivered(outcome, accepted, code, final)
+
+    def _delivered(
+        self, outcome: dict[str, RcptResult], accepted: list[str], code: int, final: bytes | str
+    ) -> dict[str, RcptResult]:
+        """The reply after the message (or to DATA) applies to every accepted recipient."""
         done = Kind.ACCEPTED if "dsn" in self.features else Kind.RELAYED
         reply = results.from_reply(code, final, remote_mta=self.hop.host, accepted=done)
         outcome.update(dict.fromkeys(accepted, reply))
         if code == 421:
             self.broken = True
         return outcome
+
+    def _pipelined(self, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
+        """RFC 2920 §3.1: MAIL, every RCPT and DATA in one write, then every reply read
+        and checked in order: one round trip for the envelope instead of one per command."""
+        options = mail_options(envelope, data, self.features)
+        if "SMTPUTF8" in options:
+            self.smtp.command_encoding = "utf-8"  # RFC 6531 §3.4, as smtplib.mail() does
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(envelope.mail_from)}{_params(options)}"]
+        for recipient in envelope.recipients:
+            extra = _params(rcpt_options(recipient, self.features))
+            commands.append(f"RCPT TO:{smtplib.quoteaddr(recipient['address'])}{extra}")
+        self.smtp.send("".join(f"{command}\r\n" for command in [*commands, "DATA"]))
+        mail_code, mail_text = self.smtp.getreply()
+        outcome: dict[str, RcptResult] = {}
+        accepted = []
+        for recipient in envelope.recipients:
+            code, text = self.smtp.getreply()
+            if mail_code != 250:
+                code, text = mail_code, mail_text  # the RCPTs failed because MAIL did
+            if code in (250, 251):
+                accepted.append(recipient["address"])
+            else:
+                outcome[recipient["address"]] = results.from_reply(
+                    code, text, remote_mta=self.hop.host
+                )
+        data_code, data_text = self.smtp.getreply()
+        if data_code != 354:
+            self._after_refusal(data_code)
+            return self._delivered(outcome, accepted, data_code, data_text) if accepted else outcome
+        if not accepted:
+            # RFC 2920 §3.1: DATA accepted with no recipient: end it with a lone dot.
+            self.smtp.send(b".\r\n")
+            self.smtp.getreply()
+            return outcome
+        self.smtp.send(dot_stuffed(data))
+        code, final = self.smtp.getreply()
+        return self._delivered(outcome, accepted, code, final)
 
     def _data(self, data: bytes) -> tuple[int, bytes | str]:
         try:
