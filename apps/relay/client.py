@@ -9,6 +9,7 @@ is logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import smtplib
@@ -76,6 +77,7 @@ class TLSState:
     cipher: str = ""
     verified: bool = False
     problem: str = ""  # why the certificate did not verify, or why TLS was skipped
+    resumed: bool = False  # an earlier session resumed: no full handshake
 
     def describe(self) -> str:
         if not self.version:
@@ -85,7 +87,7 @@ class TLSState:
             if self.verified
             else f"certificate NOT verified ({self.problem})"
         )
-        return f"{self.version} {self.cipher}, {check}"
+        return f"{self.version} {self.cipher}{', resumed' if self.resumed else ''}, {check}"
 
 
 # --- pure helpers -------------------------------------------------------------------------
@@ -199,24 +201,59 @@ class _SMTPSSL(_SMTP):
         )
 
 
+class _ResumingContext(ssl.SSLContext):
+    """A client context for one server that offers the last TLS session it was given, so
+    a reconnect resumes it (RFC 8446 §2.2, RFC 5077) instead of a full handshake."""
+
+    last_session: ssl.SSLSession | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        if kwargs.get("session") is None:
+            kwargs["session"] = self.last_session
+        return super().wrap_socket(*args, **kwargs)
+
+
 def tls_context(verify: bool, ca_file: str = "") -> ssl.SSLContext:
     """TLS 1.2 or later; with `verify`, the system's trust anchors (and `ca_file`)."""
+    context = _ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
-        context = ssl.create_default_context(cafile=ca_file or None)
+        context.load_default_certs()
         if ca_file:
-            context.load_default_certs()
+            context.load_verify_locations(cafile=ca_file)
     else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
+@functools.lru_cache(maxsize=256)
+def _server_context(
+    host: str, address: str, port: int, verify: bool, ca_file: str
+) -> ssl.SSLContext:
+    """One context per server and TLS mode, kept: loading trust anchors costs more than a
+    handshake, and a session can only be resumed through the context that made it."""
+    return tls_context(verify, ca_file)
+
+
+def _context(hop: Hop, address: str, profile: Profile, mode: str) -> ssl.SSLContext:
+    return _server_context(hop.host, address, hop.port, mode == "verify", profile.ca_file)
+
+
+def _remember_session(smtp: smtplib.SMTP, context: ssl.SSLContext) -> None:
+    """Keep the session for the next connection (read after EHLO: TLS 1.3 sends its
+    tickets after the handshake)."""
+    session = getattr(smtp.sock, "session", None)
+    if isinstance(context, _ResumingContext) and session is not None:
+        context.last_session = session
+
+
 def _tls_state(smtp: smtplib.SMTP, verified: bool, problem: str) -> TLSState:
     sock: Any = smtp.sock
     cipher = sock.cipher() or ("", "", 0)
-    return TLSState(sock.version() or "", cipher[0], verified, "" if verified else problem)
+    return TLSState(
+        sock.version() or "", cipher[0], verified, "" if verified else problem, sock.session_reused
+    )
 
 
 def _connect(hop: Hop, address: str, profile: Profile, mode: str) -> smtplib.SMTP:
@@ -224,7 +261,7 @@ def _connect(hop: Hop, address: str, profile: Profile, mode: str) -> smtplib.SMT
     try:
         if profile.implicit_tls:
             return _SMTPSSL(
-                hop.host, address, hop.port, profile, tls_context(mode == "verify", profile.ca_file)
+                hop.host, address, hop.port, profile, _context(hop, address, profile, mode)
             )
         return _SMTP(hop.host, address, hop.port, profile)
     except ssl.SSLCertVerificationError as exc:
@@ -249,9 +286,9 @@ def _greet(smtp: smtplib.SMTP, hop: Hop) -> None:
         raise SessionError(results.from_reply(code, text, remote_mta=hop.host))
 
 
-def _starttls(smtp: smtplib.SMTP, hop: Hop, profile: Profile, mode: str) -> None:
+def _starttls(smtp: smtplib.SMTP, hop: Hop, address: str, profile: Profile, mode: str) -> None:
     try:
-        smtp.starttls(context=tls_context(mode == "verify", profile.ca_file))
+        smtp.starttls(context=_context(hop, address, profile, mode))
     except ssl.SSLCertVerificationError as exc:
         raise _TLSFailed(f"certificate of {hop.host}: {exc.verify_message}") from None
     except (ssl.SSLError, OSError, smtplib.SMTPException) as exc:
@@ -284,12 +321,14 @@ def _open_mode(hop: Hop, address: str, profile: Profile, mode: str, problem: str
         if profile.implicit_tls:
             tls = _tls_state(smtp, mode == "verify", problem)
         elif mode != "plain" and smtp.has_extn("starttls"):
-            _starttls(smtp, hop, profile, mode)
+            _starttls(smtp, hop, address, profile, mode)
             tls = _tls_state(smtp, mode == "verify", problem)
         elif "plain" not in TLS_MODES[profile.tls_policy]:
             raise SessionError(
                 results.temporary(results.SECURITY_TEMPORARY, f"{hop.host} does not offer STARTTLS")
             )
+        if tls.version:
+            _remember_session(smtp, _context(hop, address, profile, mode))
         if profile.user:
             _authenticate(smtp, hop, profile)
     except (SessionError, _TLSFailed):

@@ -30,6 +30,7 @@ class Received:
     rcpt_options: list[list[str]]
     tls: bool
     login: str | None
+    tls_resumed: bool = False
     at: float = field(default_factory=time.time)
 
     def header(self, name: str) -> str:
@@ -43,6 +44,13 @@ def _rcpt_options(envelope: Envelope) -> list[list[str]]:
     RCPT handling flattens them into one list of strings (and annotates the attribute so);
     this sink's handle_RCPT keeps them per recipient instead."""
     return cast(list[list[str]], envelope.rcpt_options)
+
+
+def _resumed(session: Session) -> bool:
+    """Whether the client resumed an earlier TLS session (RFC 8446 §2.2)."""
+    extra = cast(dict[str, Any], session.ssl or {})
+    ssl_object = extra.get("ssl_object")
+    return bool(ssl_object is not None and ssl_object.session_reused)
 
 
 class _Handler:
@@ -88,6 +96,7 @@ class _Handler:
                 mail_options=list(envelope.mail_options),
                 rcpt_options=[list(o) for o in _rcpt_options(envelope)],
                 tls=session.ssl is not None,
+                tls_resumed=_resumed(session),
                 login=session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
             )
         )

@@ -139,3 +139,14 @@ def test_recipients_past_the_peers_limit_go_in_the_next_transaction(personas, zo
     assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "delivered"
     assert [m.recipients for m in sink.messages()] == [addresses[:2], addresses[2:4], addresses[4:]]
     assert sink.connections == 1
+
+
+def test_a_new_connection_resumes_the_last_tls_session(personas, zone, mx, sink):
+    one_each = Pool(per_destination=2, idle_seconds=5, max_transactions=1)
+    rows = queue_many(personas["alice"], 3)
+    for row in rows:
+        assert delivery.attempt(row.pk, resolver=zone.resolver, pool=one_each) == "delivered"
+    received = sink.messages()
+    assert sink.connections == 3 and all(m.tls for m in received)
+    # RFC 8446 §2.2: the later handshakes resume the session the first one made.
+    assert [m.tls_resumed for m in received[1:]] == [True, True]
