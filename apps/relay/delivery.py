@@ -41,7 +41,6 @@ SLOT_WAIT = 60  # seconds to wait for a free connection slot to the destination
 CLOCK_SKEW = timedelta(seconds=1)  # a task may start a moment before its row is due
 FOLLOW_LIMIT = 200  # rows one task may attempt for its domain before it lets others run
 FOLLOW_SECONDS = 30
-BATCH_SIZE = 20  # rows claimed at once and sent over one connection
 CLAIM_TRIES = 3  # look again this often when other workers claimed the rows first
 TOO_MANY_RECIPIENTS = 452  # RFC 5321 §4.5.3.1.10: the peer's limit per transaction
 
@@ -75,7 +74,7 @@ def run(
     first: int | None = queued_id
     deadline = time.monotonic() + FOLLOW_SECONDS
     while len(tried) < FOLLOW_LIMIT:
-        rows = claim_batch(domain, first, clock(), BATCH_SIZE, exclude=tried)
+        rows = claim_batch(domain, first, clock(), services.BATCH_SIZE, exclude=tried)
         first = None
         if not rows:
             break
