@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -22,11 +22,12 @@ from django.utils import timezone
 from apps.accounts.services import is_local_domain
 from apps.mailauth.dns import Resolver, resolver_from_settings
 from apps.mailstore.blobs import blob_store
-from apps.relay import dsn, keys, local, results, routing, services
+from apps.relay import concurrency, dsn, keys, local, results, routing, services
 from apps.relay.client import Envelope, Profile, Session, SessionError, open_session
+from apps.relay.concurrency import Busy, Limiter, shared_limiter
 from apps.relay.models import QueuedMessage
-from apps.relay.pool import Busy, Key, Pool, shared_pool
-from apps.relay.results import RcptResult
+from apps.relay.pool import Key, Pool, shared_pool
+from apps.relay.results import Kind, RcptResult
 from apps.relay.routing import Hop, NoRoute
 from apps.relay.schedule import PENDING, Plan, Timing, plan
 
@@ -37,7 +38,9 @@ MAX_RCPTS_PER_TRANSACTION = 100  # RFC 5321 §4.5.3.1.8: servers must take at le
 # Retries sooner than this get their own Celery task with a countdown; later ones wait for
 # the sweep (a Redis broker hands out an unacked countdown task again after an hour).
 COUNTDOWN_LIMIT = 600
-SLOT_WAIT = 60  # seconds to wait for a free connection slot to the destination
+# Seconds a run waits for one of the destination's connection slots; then it leaves its
+# rows to the runs that hold them (a single attempt defers its row instead).
+SLOT_WAIT = 2
 CLOCK_SKEW = timedelta(seconds=1)  # a task may start a moment before its row is due
 FOLLOW_LIMIT = 200  # rows one task may attempt for its domain before it lets others run
 FOLLOW_SECONDS = 30
@@ -57,32 +60,75 @@ def run(
     *,
     resolver: Resolver | None = None,
     pool: Pool | None = None,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = timezone.now,
 ) -> int:
     """What one Celery task does: claim this row and other due rows for the same domain,
-    a batch at a time, and send each batch over one connection. Returns the attempts made.
+    a batch at a time, and send them over one connection. Returns the attempts made.
 
     Batches make delivery as fast as the peer rather than as fast as the broker hands out
-    tasks (the other rows' tasks find nothing left to do); claims keep it exactly-once.
+    tasks; claims keep it exactly-once. A run first takes one of the destination's
+    connection slots: when all are held, it leaves the rows to the runs holding them.
     """
     domain = QueuedMessage.objects.filter(pk=queued_id).values_list("domain", flat=True).first()
     if domain is None:
         return 0
-    resolver = resolver or resolver_from_settings(settings.DNS_SERVERS)
-    pool = pool or shared_pool()
+    if is_local_domain(domain):
+        return _follow(domain, queued_id, clock, lambda rows: _file_local(rows, clock))
+    try:
+        route = find_route(domain, resolver or resolver_from_settings(settings.DNS_SERVERS))
+    except NoRoute as exc:
+        rows = claim_batch(domain, queued_id, clock(), services.BATCH_SIZE)
+        _finish_all(rows, exc.result, clock)
+        return len(rows)
+    limiter = limiter or shared_limiter()
+    try:
+        with concurrency.slot(limiter, route.destination, SLOT_WAIT):
+            carrier = Carrier(route, pool or shared_pool(), limiter)
+            try:
+                return _follow(domain, queued_id, clock, lambda rows: _send(rows, carrier, clock))
+            finally:
+                carrier.close()
+    except Busy:
+        log.info("relay: every connection slot to %s is in use", route.destination)
+        return 0
+
+
+def _follow(
+    domain: str,
+    first: int | None,
+    clock: Callable[[], datetime],
+    send: Callable[[list[QueuedMessage]], bool],
+) -> int:
+    """Claim and `send` batches of the domain's due rows while it takes mail; hand on to
+    a new task after FOLLOW_LIMIT rows or FOLLOW_SECONDS, so other domains get a turn."""
     tried: set[int] = set()  # a row deferred here waits for its retry, not for this run
-    first: int | None = queued_id
     deadline = time.monotonic() + FOLLOW_SECONDS
-    while len(tried) < FOLLOW_LIMIT:
+    while True:
         rows = claim_batch(domain, first, clock(), services.BATCH_SIZE, exclude=tried)
         first = None
         if not rows:
-            break
-        reachable = attempt_claimed(rows, resolver=resolver, pool=pool, clock=clock)
+            return len(tried)
+        reachable = send(rows)
         tried.update(row.pk for row in rows)
-        if not reachable or time.monotonic() > deadline:
-            break  # the destination is not taking mail now, or others deserve a turn
+        if not reachable:
+            return len(tried)  # the destination is not taking mail now
+        if len(tried) >= FOLLOW_LIMIT or time.monotonic() > deadline:
+            break
+    following = claim_candidates(domain, clock(), tried)
+    if following:
+        services.dispatch(following[:1])
     return len(tried)
+
+
+def claim_candidates(domain: str, now: datetime, exclude: Collection[int] = ()) -> list[int]:
+    """Due rows of `domain`, oldest first (a batch's worth)."""
+    due = QueuedMessage.objects.filter(
+        domain=domain, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
+    ).exclude(pk__in=list(exclude))
+    return list(
+        due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[: services.BATCH_SIZE]
+    )
 
 
 def claim_batch(
@@ -92,9 +138,9 @@ def claim_batch(
     one conditional UPDATE; rows another worker took meanwhile are simply not ours."""
     due = QueuedMessage.objects.filter(
         domain=domain, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
-    ).exclude(pk__in=list(exclude))
+    )
     for _ in range(CLAIM_TRIES):
-        ids = list(due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[:size])
+        ids = claim_candidates(domain, now, exclude)[:size]
         if first is not None and first not in ids:
             ids = [first, *ids[: size - 1]]
         if not ids:
@@ -117,38 +163,48 @@ def attempt_claimed(
     *,
     resolver: Resolver,
     pool: Pool,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = timezone.now,
-) -> bool:
-    """Attempt claimed rows of one domain, recording each outcome as soon as it is known.
-    Returns False when the destination could not be reached."""
+) -> None:
+    """Attempt claimed rows of one domain, recording each outcome as soon as it is known."""
     if is_local_domain(rows[0].domain):
-        for row in rows:
-            _attempt_local(row, clock)
-        return True
+        _file_local(rows, clock)
+        return
     try:
         route = find_route(rows[0].domain, resolver)
     except NoRoute as exc:
-        for row in rows:
-            finish(row, {r["address"]: exc.result for r in _pending(row)}, clock())
-        return exc.result.kind is not results.Kind.TEMPORARY
+        _finish_all(rows, exc.result, clock)
+        return
+    limiter = limiter or shared_limiter()
     try:
-        with pool.slot(route.destination, SLOT_WAIT):
-            return _send_batch(rows, Carrier(route, pool), clock)
+        with concurrency.slot(limiter, route.destination, SLOT_WAIT):
+            carrier = Carrier(route, pool, limiter)
+            try:
+                _send(rows, carrier, clock)
+            finally:
+                carrier.close()
     except Busy:
         busy = results.temporary("4.4.5", f"too many connections to {route.destination} already")
-        for row in rows:  # RFC 3463 §3.5: mail system congestion
-            finish(row, {r["address"]: busy for r in _pending(row)}, clock())
-        return False
+        _finish_all(rows, busy, clock)  # RFC 3463 §3.5: mail system congestion
 
 
-def _send_batch(
-    rows: Sequence[QueuedMessage], carrier: Carrier, clock: Callable[[], datetime]
-) -> bool:
-    try:
-        for row in rows:
-            finish(row, _carry(row, carrier), clock())
-    finally:
-        carrier.close()
+def _finish_all(
+    rows: Sequence[QueuedMessage], result: RcptResult, clock: Callable[[], datetime]
+) -> None:
+    for row in rows:
+        finish(row, {r["address"]: result for r in _pending(row)}, clock())
+
+
+def _file_local(rows: Sequence[QueuedMessage], clock: Callable[[], datetime]) -> bool:
+    for row in rows:
+        _attempt_local(row, clock)
+    return True
+
+
+def _send(rows: Sequence[QueuedMessage], carrier: Carrier, clock: Callable[[], datetime]) -> bool:
+    """Each row over the carrier's connection; False once no server takes a connection."""
+    for row in rows:
+        finish(row, _carry(row, carrier), clock())
     return carrier.unreachable is None
 
 
@@ -186,6 +242,7 @@ def attempt(
     *,
     resolver: Resolver | None = None,
     pool: Pool | None = None,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = timezone.now,
 ) -> str:
     """Attempt one queued row; returns its new state, or "" when it was not ours to try
@@ -197,6 +254,7 @@ def attempt(
         [row],
         resolver=resolver or resolver_from_settings(settings.DNS_SERVERS),
         pool=pool or shared_pool(),
+        limiter=limiter,
         clock=clock,
     )
     return QueuedMessage.objects.filter(pk=row.pk).values_list("state", flat=True).get()
@@ -252,9 +310,10 @@ class Carrier:
     """One route's connection for a batch: opened at the first message (or taken from
     the pool), opened again after a break, given back to the pool at the end."""
 
-    def __init__(self, route: Route, pool: Pool) -> None:
+    def __init__(self, route: Route, pool: Pool, limiter: Limiter) -> None:
         self.route = route
         self.pool = pool
+        self.limiter = limiter
         self.session: Session | None = None
         self.key: Key | None = None
         self.unreachable: RcptResult | None = None  # why no host took a connection
@@ -266,9 +325,19 @@ class Carrier:
             assert self.unreachable is not None
             return {r["address"]: self.unreachable for r in envelope.recipients}
         outcome = transactions(self.session, envelope, data)
+        self._feedback(outcome.values(), broken=self.session.broken)
         if self.session.broken:
             self.close()  # the next message gets a fresh connection
         return outcome
+
+    def _feedback(self, replies: Iterable[RcptResult], broken: bool) -> None:
+        """Open the destination's window when it took mail; close it when a whole
+        transaction was deferred (a 4xx for all, a drop, a timeout)."""
+        kinds = {reply.kind for reply in replies}
+        if any(kind.done for kind in kinds):
+            self.limiter.feedback(self.route.destination, success=True)
+        elif broken or kinds == {Kind.TEMPORARY}:
+            self.limiter.feedback(self.route.destination, success=False)
 
     def _connect(self) -> None:
         """Each host (and each of its addresses) in turn until one takes a connection."""
@@ -287,6 +356,7 @@ class Carrier:
                 self.key = key
                 return
         self.unreachable = last
+        self.limiter.feedback(self.route.destination, success=False)
 
     def close(self) -> None:
         if self.session is not None and self.key is not None:

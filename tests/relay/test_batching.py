@@ -31,7 +31,7 @@ def mx(zone, world, settings) -> None:
 
 @pytest.fixture
 def pool() -> Iterator[Pool]:
-    connections = Pool(per_destination=2, idle_seconds=5, max_transactions=100)
+    connections = Pool(idle_seconds=5, max_transactions=100)
     yield connections
     connections.close_all()
 
@@ -142,7 +142,7 @@ def test_recipients_past_the_peers_limit_go_in_the_next_transaction(personas, zo
 
 
 def test_a_new_connection_resumes_the_last_tls_session(personas, zone, mx, sink):
-    one_each = Pool(per_destination=2, idle_seconds=5, max_transactions=1)
+    one_each = Pool(idle_seconds=5, max_transactions=1)
     rows = queue_many(personas["alice"], 3)
     for row in rows:
         assert delivery.attempt(row.pk, resolver=zone.resolver, pool=one_each) == "delivered"

@@ -16,7 +16,7 @@ from tests.relay.sink import Sink
 
 @pytest.fixture
 def pool() -> Iterator[Pool]:
-    connections = Pool(per_destination=2, idle_seconds=5, max_transactions=100)
+    connections = Pool(idle_seconds=5, max_transactions=100)
     yield connections
     connections.close_all()
 
