@@ -202,9 +202,14 @@ def _file_local(rows: Sequence[QueuedMessage], clock: Callable[[], datetime]) ->
 
 
 def _send(rows: Sequence[QueuedMessage], carrier: Carrier, clock: Callable[[], datetime]) -> bool:
-    """Each row over the carrier's connection; False once no server takes a connection."""
-    for row in rows:
-        finish(row, _carry(row, carrier), clock())
+    """Each row over the carrier's connection, then every outcome recorded in one
+    transaction: none is open while the network is (SQLite's write lock would stall
+    SMTP), and one commit per batch rather than per message. False once no server takes
+    a connection."""
+    outcomes = [(row, _carry(row, carrier)) for row in rows]
+    with transaction.atomic():
+        for row, outcome in outcomes:
+            finish(row, outcome, clock())
     return carrier.unreachable is None
 
 
