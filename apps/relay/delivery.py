@@ -41,6 +41,7 @@ COUNTDOWN_LIMIT = 600
 # Seconds a run waits for one of the destination's connection slots; then it leaves its
 # rows to the runs that hold them (a single attempt defers its row instead).
 SLOT_WAIT = 2
+BUSY_RETRY = 5  # seconds until a run that found every slot held tries again
 CLOCK_SKEW = timedelta(seconds=1)  # a task may start a moment before its row is due
 FOLLOW_LIMIT = 200  # rows one task may attempt for its domain before it lets others run
 FOLLOW_SECONDS = 30
@@ -90,7 +91,10 @@ def run(
             finally:
                 carrier.close()
     except Busy:
+        # The holders may be delivering other domains (one smart host for all): look
+        # again shortly rather than wait for the sweep.
         log.info("relay: every connection slot to %s is in use", route.destination)
+        services.dispatch([queued_id], countdown=BUSY_RETRY)
         return 0
 
 
