@@ -16,9 +16,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.accounts.models import Domain
 from apps.accounts.services import is_local_domain
 from apps.mailauth.dns import Resolver, resolver_from_settings
 from apps.mailstore.blobs import blob_store
@@ -46,6 +47,7 @@ CLOCK_SKEW = timedelta(seconds=1)  # a task may start a moment before its row is
 FOLLOW_LIMIT = 200  # rows one task may attempt for its domain before it lets others run
 FOLLOW_SECONDS = 30
 CLAIM_TRIES = 3  # look again this often when other workers claimed the rows first
+SMARTHOST = "smarthost"  # the destination of every remote row when a smart host is set
 TOO_MANY_RECIPIENTS = 452  # RFC 5321 §4.5.3.1.10: the peer's limit per transaction
 
 
@@ -75,19 +77,20 @@ def run(
     if domain is None:
         return 0
     if is_local_domain(domain):
-        return _follow(domain, queued_id, clock, lambda rows: _file_local(rows, clock))
+        return _follow(Q(domain=domain), queued_id, clock, lambda rows: _file_local(rows, clock))
     try:
         route = find_route(domain, resolver or resolver_from_settings(settings.DNS_SERVERS))
     except NoRoute as exc:
-        rows = claim_batch(domain, queued_id, clock(), services.BATCH_SIZE)
+        rows = claim_batch(Q(domain=domain), queued_id, clock(), services.BATCH_SIZE)
         _finish_all(rows, exc.result, clock)
         return len(rows)
     limiter = limiter or shared_limiter()
+    scope = _remote_rows() if route.destination == SMARTHOST else Q(domain=domain)
     try:
         with concurrency.slot(limiter, route.destination, SLOT_WAIT):
             carrier = Carrier(route, pool or shared_pool(), limiter)
             try:
-                return _follow(domain, queued_id, clock, lambda rows: _send(rows, carrier, clock))
+                return _follow(scope, queued_id, clock, lambda rows: _send(rows, carrier, clock))
             finally:
                 carrier.close()
     except Busy:
@@ -98,18 +101,24 @@ def run(
         return 0
 
 
+def _remote_rows() -> Q:
+    """Rows for every domain that is not ours: what the smart host carries."""
+    return ~Q(domain__in=Domain.objects.values("name"))
+
+
 def _follow(
-    domain: str,
+    scope: Q,
     first: int | None,
     clock: Callable[[], datetime],
     send: Callable[[list[QueuedMessage]], bool],
 ) -> int:
-    """Claim and `send` batches of the domain's due rows while it takes mail; hand on to
-    a new task after FOLLOW_LIMIT rows or FOLLOW_SECONDS, so other domains get a turn."""
+    """Claim and `send` batches of the due rows in `scope` (one domain, or all that go to
+    the smart host) while the destination takes mail; hand on to a new task after
+    FOLLOW_LIMIT rows or FOLLOW_SECONDS, so other destinations get a turn."""
     tried: set[int] = set()  # a row deferred here waits for its retry, not for this run
     deadline = time.monotonic() + FOLLOW_SECONDS
     while True:
-        rows = claim_batch(domain, first, clock(), services.BATCH_SIZE, exclude=tried)
+        rows = claim_batch(scope, first, clock(), services.BATCH_SIZE, exclude=tried)
         first = None
         if not rows:
             return len(tried)
@@ -119,16 +128,16 @@ def _follow(
             return len(tried)  # the destination is not taking mail now
         if len(tried) >= FOLLOW_LIMIT or time.monotonic() > deadline:
             break
-    following = claim_candidates(domain, clock(), tried)
+    following = claim_candidates(scope, clock(), tried)
     if following:
         services.dispatch(following[:1])
     return len(tried)
 
 
-def claim_candidates(domain: str, now: datetime, exclude: Collection[int] = ()) -> list[int]:
-    """Due rows of `domain`, oldest first (a batch's worth)."""
+def claim_candidates(scope: Q, now: datetime, exclude: Collection[int] = ()) -> list[int]:
+    """Due rows in `scope`, oldest first (a batch's worth)."""
     due = QueuedMessage.objects.filter(
-        domain=domain, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
+        scope, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
     ).exclude(pk__in=list(exclude))
     return list(
         due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[: services.BATCH_SIZE]
@@ -136,15 +145,15 @@ def claim_candidates(domain: str, now: datetime, exclude: Collection[int] = ()) 
 
 
 def claim_batch(
-    domain: str, first: int | None, now: datetime, size: int, exclude: Collection[int] = ()
+    scope: Q, first: int | None, now: datetime, size: int, exclude: Collection[int] = ()
 ) -> list[QueuedMessage]:
-    """Claim up to `size` due rows for `domain` (`first` among them when it is due) with
+    """Claim up to `size` due rows in `scope` (`first` among them when it is due) with
     one conditional UPDATE; rows another worker took meanwhile are simply not ours."""
     due = QueuedMessage.objects.filter(
-        domain=domain, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
+        scope, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
     )
     for _ in range(CLAIM_TRIES):
-        ids = claim_candidates(domain, now, exclude)[:size]
+        ids = claim_candidates(scope, now, exclude)[:size]
         if first is not None and first not in ids:
             ids = [first, *ids[: size - 1]]
         if not ids:
@@ -311,7 +320,7 @@ def find_route(domain: str, resolver: Resolver) -> Route:
             user=settings.RELAY_SMARTHOST_USER,
             password=settings.RELAY_SMARTHOST_PASSWORD,
         )
-        return Route(routing.smarthost_route(host, port, resolver), profile, "smarthost")
+        return Route(routing.smarthost_route(host, port, resolver), profile, SMARTHOST)
     return Route(routing.find_route(domain, resolver, settings.RELAY_PORT), profile, domain)
 
 
