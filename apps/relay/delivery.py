@@ -344,8 +344,8 @@ class Carrier:
             return {r["address"]: self.unreachable for r in envelope.recipients}
         outcome = transactions(self.session, envelope, data)
         self._feedback(outcome.values(), broken=self.session.broken)
-        if self.session.broken:
-            self.close()  # the next message gets a fresh connection
+        if self.session.broken or self.session.transactions >= self.pool.max_transactions:
+            self.close()  # broken or worn: the next message gets a fresh connection
         return outcome
 
     def _feedback(self, replies: Iterable[RcptResult], broken: bool) -> None:

@@ -150,3 +150,13 @@ def test_a_new_connection_resumes_the_last_tls_session(personas, zone, mx, sink)
     assert sink.connections == 3 and all(m.tls for m in received)
     # RFC 8446 §2.2: the later handshakes resume the session the first one made.
     assert [m.tls_resumed for m in received[1:]] == [True, True]
+
+
+def test_a_connection_is_closed_after_its_share_of_transactions(personas, zone, mx, sink):
+    """As Postfix's smtp_connection_reuse_count_limit: a long run spreads over several."""
+    three_each = Pool(idle_seconds=5, max_transactions=3)
+    rows = queue_many(personas["alice"], 7)
+    assert run_all(rows, zone, three_each) == 7
+    assert len(sink.messages()) == 7
+    assert sink.connections == 3
+    three_each.close_all()
