@@ -273,8 +273,13 @@ RELAY_LEASE_SECONDS = env_int("MAILHOST_RELAY_LEASE_SECONDS", 1800)
 # Seconds to wait for each reply (RFC 5321 §4.5.3.2 asks for minutes, not seconds).
 RELAY_TIMEOUT = env_int("MAILHOST_RELAY_TIMEOUT", 300)
 RELAY_CONNECT_TIMEOUT = env_int("MAILHOST_RELAY_CONNECT_TIMEOUT", 30)
-# Simultaneous connections to one destination from one worker process, and reuse of idle ones.
-RELAY_MAX_PER_DESTINATION = env_int("MAILHOST_RELAY_MAX_PER_DESTINATION", 4)
+# Simultaneous connections to one destination from every worker together: the first
+# deliveries use RELAY_INITIAL_CONCURRENCY, one more for every that many that succeed, up to
+# RELAY_MAX_PER_DESTINATION; each failure takes one away (apps/relay/concurrency.py, as
+# Postfix's initial_destination_concurrency and default_destination_concurrency_limit).
+RELAY_INITIAL_CONCURRENCY = env_int("MAILHOST_RELAY_INITIAL_CONCURRENCY", 2)
+RELAY_MAX_PER_DESTINATION = env_int("MAILHOST_RELAY_MAX_PER_DESTINATION", 20)
+# Reuse of idle connections (per worker process).
 RELAY_IDLE_SECONDS = env_int("MAILHOST_RELAY_IDLE_SECONDS", 30)
 RELAY_MESSAGES_PER_CONNECTION = env_int("MAILHOST_RELAY_MESSAGES_PER_CONNECTION", 100)
 # STARTTLS to peers: "opportunistic" (encrypt when offered, deliver even with a bad
@@ -325,8 +330,9 @@ if EMBEDDED:
         "store_processed": False,
         "control_folder": str(_queue_dir / "control"),
         # The worker looks for new task files this often (seconds); the default of 1 s
-        # would add up to a second to every delivery.
-        "polling_interval": 0.1,
+        # would add up to a second to every delivery, and a message takes two tasks (filing,
+        # then relay) on its way out. A look is one directory listing.
+        "polling_interval": 0.02,
     }
 else:
     CELERY_BROKER_URL = REDIS_URL

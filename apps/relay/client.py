@@ -9,7 +9,9 @@ is logged.
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import smtplib
 import socket
 import ssl
@@ -75,6 +77,7 @@ class TLSState:
     cipher: str = ""
     verified: bool = False
     problem: str = ""  # why the certificate did not verify, or why TLS was skipped
+    resumed: bool = False  # an earlier session resumed: no full handshake
 
     def describe(self) -> str:
         if not self.version:
@@ -84,7 +87,7 @@ class TLSState:
             if self.verified
             else f"certificate NOT verified ({self.problem})"
         )
-        return f"{self.version} {self.cipher}, {check}"
+        return f"{self.version} {self.cipher}{', resumed' if self.resumed else ''}, {check}"
 
 
 # --- pure helpers -------------------------------------------------------------------------
@@ -153,6 +156,19 @@ def refusal(envelope: Envelope, data: bytes, features: dict[str, str]) -> RcptRe
     return None
 
 
+def _params(options: Sequence[str]) -> str:
+    return "".join(f" {option}" for option in options)
+
+
+def dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: a leading dot doubled on every line, CRLF at the end,
+    and the lone dot that ends it (RFC 5321 §4.5.2, §4.1.1.4)."""
+    stuffed = re.sub(rb"(?m)^\.", b"..", data)
+    if not stuffed.endswith(b"\r\n"):
+        stuffed += b"\r\n"
+    return stuffed + b".\r\n"
+
+
 # --- connections --------------------------------------------------------------------------
 
 
@@ -185,24 +201,59 @@ class _SMTPSSL(_SMTP):
         )
 
 
+class _ResumingContext(ssl.SSLContext):
+    """A client context for one server that offers the last TLS session it was given, so
+    a reconnect resumes it (RFC 8446 §2.2, RFC 5077) instead of a full handshake."""
+
+    last_session: ssl.SSLSession | None = None
+
+    def wrap_socket(self, *args: Any, **kwargs: Any) -> ssl.SSLSocket:
+        if kwargs.get("session") is None:
+            kwargs["session"] = self.last_session
+        return super().wrap_socket(*args, **kwargs)
+
+
 def tls_context(verify: bool, ca_file: str = "") -> ssl.SSLContext:
     """TLS 1.2 or later; with `verify`, the system's trust anchors (and `ca_file`)."""
+    context = _ResumingContext(ssl.PROTOCOL_TLS_CLIENT)
     if verify:
-        context = ssl.create_default_context(cafile=ca_file or None)
+        context.load_default_certs()
         if ca_file:
-            context.load_default_certs()
+            context.load_verify_locations(cafile=ca_file)
     else:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context
 
 
+@functools.lru_cache(maxsize=256)
+def _server_context(
+    host: str, address: str, port: int, verify: bool, ca_file: str
+) -> ssl.SSLContext:
+    """One context per server and TLS mode, kept: loading trust anchors costs more than a
+    handshake, and a session can only be resumed through the context that made it."""
+    return tls_context(verify, ca_file)
+
+
+def _context(hop: Hop, address: str, profile: Profile, mode: str) -> ssl.SSLContext:
+    return _server_context(hop.host, address, hop.port, mode == "verify", profile.ca_file)
+
+
+def _remember_session(smtp: smtplib.SMTP, context: ssl.SSLContext) -> None:
+    """Keep the session for the next connection (read after EHLO: TLS 1.3 sends its
+    tickets after the handshake)."""
+    session = getattr(smtp.sock, "session", None)
+    if isinstance(context, _ResumingContext) and session is not None:
+        context.last_session = session
+
+
 def _tls_state(smtp: smtplib.SMTP, verified: bool, problem: str) -> TLSState:
     sock: Any = smtp.sock
     cipher = sock.cipher() or ("", "", 0)
-    return TLSState(sock.version() or "", cipher[0], verified, "" if verified else problem)
+    return TLSState(
+        sock.version() or "", cipher[0], verified, "" if verified else problem, sock.session_reused
+    )
 
 
 def _connect(hop: Hop, address: str, profile: Profile, mode: str) -> smtplib.SMTP:
@@ -210,7 +261,7 @@ def _connect(hop: Hop, address: str, profile: Profile, mode: str) -> smtplib.SMT
     try:
         if profile.implicit_tls:
             return _SMTPSSL(
-                hop.host, address, hop.port, profile, tls_context(mode == "verify", profile.ca_file)
+                hop.host, address, hop.port, profile, _context(hop, address, profile, mode)
             )
         return _SMTP(hop.host, address, hop.port, profile)
     except ssl.SSLCertVerificationError as exc:
@@ -235,9 +286,9 @@ def _greet(smtp: smtplib.SMTP, hop: Hop) -> None:
         raise SessionError(results.from_reply(code, text, remote_mta=hop.host))
 
 
-def _starttls(smtp: smtplib.SMTP, hop: Hop, profile: Profile, mode: str) -> None:
+def _starttls(smtp: smtplib.SMTP, hop: Hop, address: str, profile: Profile, mode: str) -> None:
     try:
-        smtp.starttls(context=tls_context(mode == "verify", profile.ca_file))
+        smtp.starttls(context=_context(hop, address, profile, mode))
     except ssl.SSLCertVerificationError as exc:
         raise _TLSFailed(f"certificate of {hop.host}: {exc.verify_message}") from None
     except (ssl.SSLError, OSError, smtplib.SMTPException) as exc:
@@ -270,12 +321,14 @@ def _open_mode(hop: Hop, address: str, profile: Profile, mode: str, problem: str
         if profile.implicit_tls:
             tls = _tls_state(smtp, mode == "verify", problem)
         elif mode != "plain" and smtp.has_extn("starttls"):
-            _starttls(smtp, hop, profile, mode)
+            _starttls(smtp, hop, address, profile, mode)
             tls = _tls_state(smtp, mode == "verify", problem)
         elif "plain" not in TLS_MODES[profile.tls_policy]:
             raise SessionError(
                 results.temporary(results.SECURITY_TEMPORARY, f"{hop.host} does not offer STARTTLS")
             )
+        if tls.version:
+            _remember_session(smtp, _context(hop, address, profile, mode))
         if profile.user:
             _authenticate(smtp, hop, profile)
     except (SessionError, _TLSFailed):
@@ -341,6 +394,8 @@ class Session:
             return dict.fromkeys(addresses, lost)
 
     def _transaction(self, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
+        if "pipelining" in self.features:
+            return self._pipelined(envelope, data)
         code, text = self.smtp.mail(envelope.mail_from, mail_options(envelope, data, self.features))
         if code != 250:
             self._after_refusal(code)
@@ -362,12 +417,55 @@ class Session:
             self._after_refusal(0)
             return outcome
         code, final = self._data(data)
+        return self._delivered(outcome, accepted, code, final)
+
+    def _delivered(
+        self, outcome: dict[str, RcptResult], accepted: list[str], code: int, final: bytes | str
+    ) -> dict[str, RcptResult]:
+        """The reply after the message (or to DATA) applies to every accepted recipient."""
         done = Kind.ACCEPTED if "dsn" in self.features else Kind.RELAYED
         reply = results.from_reply(code, final, remote_mta=self.hop.host, accepted=done)
         outcome.update(dict.fromkeys(accepted, reply))
         if code == 421:
             self.broken = True
         return outcome
+
+    def _pipelined(self, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
+        """RFC 2920 §3.1: MAIL, every RCPT and DATA in one write, then every reply read
+        and checked in order: one round trip for the envelope instead of one per command."""
+        options = mail_options(envelope, data, self.features)
+        if "SMTPUTF8" in options:
+            self.smtp.command_encoding = "utf-8"  # RFC 6531 §3.4, as smtplib.mail() does
+        commands = [f"MAIL FROM:{smtplib.quoteaddr(envelope.mail_from)}{_params(options)}"]
+        for recipient in envelope.recipients:
+            extra = _params(rcpt_options(recipient, self.features))
+            commands.append(f"RCPT TO:{smtplib.quoteaddr(recipient['address'])}{extra}")
+        self.smtp.send("".join(f"{command}\r\n" for command in [*commands, "DATA"]))
+        mail_code, mail_text = self.smtp.getreply()
+        outcome: dict[str, RcptResult] = {}
+        accepted = []
+        for recipient in envelope.recipients:
+            code, text = self.smtp.getreply()
+            if mail_code != 250:
+                code, text = mail_code, mail_text  # the RCPTs failed because MAIL did
+            if code in (250, 251):
+                accepted.append(recipient["address"])
+            else:
+                outcome[recipient["address"]] = results.from_reply(
+                    code, text, remote_mta=self.hop.host
+                )
+        data_code, data_text = self.smtp.getreply()
+        if data_code != 354:
+            self._after_refusal(data_code)
+            return self._delivered(outcome, accepted, data_code, data_text) if accepted else outcome
+        if not accepted:
+            # RFC 2920 §3.1: DATA accepted with no recipient: end it with a lone dot.
+            self.smtp.send(b".\r\n")
+            self.smtp.getreply()
+            return outcome
+        self.smtp.send(dot_stuffed(data))
+        code, final = self.smtp.getreply()
+        return self._delivered(outcome, accepted, code, final)
 
     def _data(self, data: bytes) -> tuple[int, bytes | str]:
         try:

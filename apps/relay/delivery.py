@@ -8,26 +8,27 @@ so two workers never deliver one message; the result is written only under that 
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from apps.accounts.models import Domain
 from apps.accounts.services import is_local_domain
 from apps.mailauth.dns import Resolver, resolver_from_settings
 from apps.mailstore.blobs import blob_store
-from apps.relay import dsn, keys, local, results, routing, services
+from apps.relay import concurrency, dsn, keys, local, results, routing, services
 from apps.relay.client import Envelope, Profile, Session, SessionError, open_session
+from apps.relay.concurrency import Busy, Limiter, shared_limiter
 from apps.relay.models import QueuedMessage
-from apps.relay.pool import Busy, Pool, shared_pool
-from apps.relay.results import RcptResult
+from apps.relay.pool import Key, Pool, shared_pool
+from apps.relay.results import Kind, RcptResult
 from apps.relay.routing import Hop, NoRoute
 from apps.relay.schedule import PENDING, Plan, Timing, plan
 
@@ -38,11 +39,16 @@ MAX_RCPTS_PER_TRANSACTION = 100  # RFC 5321 §4.5.3.1.8: servers must take at le
 # Retries sooner than this get their own Celery task with a countdown; later ones wait for
 # the sweep (a Redis broker hands out an unacked countdown task again after an hour).
 COUNTDOWN_LIMIT = 600
-SLOT_WAIT = 60  # seconds to wait for a free connection slot to the destination
+# Seconds a run waits for one of the destination's connection slots; then it leaves its
+# rows to the runs that hold them (a single attempt defers its row instead).
+SLOT_WAIT = 2
+BUSY_RETRY = 5  # seconds until a run that found every slot held tries again
 CLOCK_SKEW = timedelta(seconds=1)  # a task may start a moment before its row is due
-FOLLOW_LIMIT = 50  # rows one task may attempt for its domain before it lets others run
+FOLLOW_LIMIT = 200  # rows one task may attempt for its domain before it lets others run
 FOLLOW_SECONDS = 30
-FOLLOW_SPREAD = 8
+CLAIM_TRIES = 3  # look again this often when other workers claimed the rows first
+SMARTHOST = "smarthost"  # the destination of every remote row when a smart host is set
+TOO_MANY_RECIPIENTS = 452  # RFC 5321 §4.5.3.1.10: the peer's limit per transaction
 
 
 @dataclass(frozen=True)
@@ -57,42 +63,196 @@ def run(
     *,
     resolver: Resolver | None = None,
     pool: Pool | None = None,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = timezone.now,
 ) -> int:
-    """What one Celery task does: attempt this row, then other due rows for the same domain
-    while its server takes mail, over the same connection. Returns the attempts made.
+    """What one Celery task does: claim this row and other due rows for the same domain,
+    a batch at a time, and send them over one connection. Returns the attempts made.
 
-    Following on keeps a busy destination's connection warm and makes delivery as fast as
-    the peer, not as fast as the broker hands out tasks; claims keep it exactly-once.
+    Batches make delivery as fast as the peer rather than as fast as the broker hands out
+    tasks; claims keep it exactly-once. A run first takes one of the destination's
+    connection slots: when all are held, it leaves the rows to the runs holding them.
     """
     domain = QueuedMessage.objects.filter(pk=queued_id).values_list("domain", flat=True).first()
     if domain is None:
         return 0
-    resolver = resolver or resolver_from_settings(settings.DNS_SERVERS)
-    pool = pool or shared_pool()
-    made = 0
-    candidate: int | None = queued_id
+    if is_local_domain(domain):
+        return _follow(Q(domain=domain), queued_id, clock, lambda rows: _file_local(rows, clock))
+    try:
+        route = find_route(domain, resolver or resolver_from_settings(settings.DNS_SERVERS))
+    except NoRoute as exc:
+        rows = claim_batch(Q(domain=domain), queued_id, clock(), services.BATCH_SIZE)
+        _finish_all(rows, exc.result, clock)
+        return len(rows)
+    limiter = limiter or shared_limiter()
+    scope = _remote_rows() if route.destination == SMARTHOST else Q(domain=domain)
+    try:
+        with concurrency.slot(limiter, route.destination, SLOT_WAIT):
+            carrier = Carrier(route, pool or shared_pool(), limiter)
+            try:
+                return _follow(scope, queued_id, clock, lambda rows: _send(rows, carrier, clock))
+            finally:
+                carrier.close()
+    except Busy:
+        # The holders may be delivering other domains (one smart host for all): look
+        # again shortly rather than wait for the sweep.
+        log.info("relay: every connection slot to %s is in use", route.destination)
+        services.dispatch([queued_id], countdown=BUSY_RETRY)
+        return 0
+
+
+def _remote_rows() -> Q:
+    """Rows for every domain that is not ours: what the smart host carries."""
+    return ~Q(domain__in=Domain.objects.values("name"))
+
+
+def _follow(
+    scope: Q,
+    first: int | None,
+    clock: Callable[[], datetime],
+    send: Callable[[list[QueuedMessage]], bool],
+) -> int:
+    """Claim and `send` batches of the due rows in `scope` (one domain, or all that go to
+    the smart host) while the destination takes mail; hand on to a new task after
+    FOLLOW_LIMIT rows or FOLLOW_SECONDS, so other destinations get a turn."""
+    tried: set[int] = set()  # a row deferred here waits for its retry, not for this run
     deadline = time.monotonic() + FOLLOW_SECONDS
-    for _ in range(FOLLOW_LIMIT):
-        if candidate is None:
+    while True:
+        rows = claim_batch(scope, first, clock(), services.BATCH_SIZE, exclude=tried)
+        first = None
+        if not rows:
+            return len(tried)
+        reachable = send(rows)
+        tried.update(row.pk for row in rows)
+        if not reachable:
+            return len(tried)  # the destination is not taking mail now
+        if len(tried) >= FOLLOW_LIMIT or time.monotonic() > deadline:
             break
-        state = attempt(candidate, resolver=resolver, pool=pool, clock=clock)
-        made += bool(state)
-        if state == State.QUEUED or time.monotonic() > deadline:
-            break  # the destination is not taking mail now, or others deserve a turn
-        candidate = next_due(domain, clock())
-    return made
+    following = claim_candidates(scope, clock(), tried)
+    if following:
+        services.dispatch(following[:1])
+    return len(tried)
 
 
-def next_due(domain: str, now: datetime) -> int | None:
-    """A due row for `domain`, picked among the oldest few so that threads following the
-    same domain seldom reach for the same one."""
-    ids = list(
-        QueuedMessage.objects.filter(domain=domain, state=State.QUEUED, next_attempt_at__lte=now)
-        .order_by("next_attempt_at")
-        .values_list("pk", flat=True)[:FOLLOW_SPREAD]
+def claim_candidates(scope: Q, now: datetime, exclude: Collection[int] = ()) -> list[int]:
+    """Due rows in `scope`, oldest first (a batch's worth)."""
+    due = QueuedMessage.objects.filter(
+        scope, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
+    ).exclude(pk__in=list(exclude))
+    return list(
+        due.order_by("next_attempt_at", "pk").values_list("pk", flat=True)[: services.BATCH_SIZE]
     )
-    return random.choice(ids) if ids else None
+
+
+def claim_batch(
+    scope: Q, first: int | None, now: datetime, size: int, exclude: Collection[int] = ()
+) -> list[QueuedMessage]:
+    """Claim up to `size` due rows in `scope` (`first` among them when it is due) with
+    one conditional UPDATE; rows another worker took meanwhile are simply not ours."""
+    due = QueuedMessage.objects.filter(
+        scope, state=State.QUEUED, next_attempt_at__lte=now + CLOCK_SKEW
+    )
+    for _ in range(CLAIM_TRIES):
+        ids = claim_candidates(scope, now, exclude)[:size]
+        if first is not None and first not in ids:
+            ids = [first, *ids[: size - 1]]
+        if not ids:
+            return []
+        token = secrets.token_hex(16)
+        claimed = due.filter(pk__in=ids).update(
+            state=State.SENDING,
+            claim=token,
+            lease_until=now + timedelta(seconds=settings.RELAY_LEASE_SECONDS),
+            attempts=F("attempts") + 1,
+        )
+        if claimed:
+            return list(QueuedMessage.objects.filter(claim=token).order_by("next_attempt_at", "pk"))
+        first = None  # another worker claimed these first: look again at what is left
+    return []
+
+
+def attempt_claimed(
+    rows: Sequence[QueuedMessage],
+    *,
+    resolver: Resolver,
+    pool: Pool,
+    limiter: Limiter | None = None,
+    clock: Callable[[], datetime] = timezone.now,
+) -> None:
+    """Attempt claimed rows of one domain, recording each outcome as soon as it is known."""
+    if is_local_domain(rows[0].domain):
+        _file_local(rows, clock)
+        return
+    try:
+        route = find_route(rows[0].domain, resolver)
+    except NoRoute as exc:
+        _finish_all(rows, exc.result, clock)
+        return
+    limiter = limiter or shared_limiter()
+    try:
+        with concurrency.slot(limiter, route.destination, SLOT_WAIT):
+            carrier = Carrier(route, pool, limiter)
+            try:
+                _send(rows, carrier, clock)
+            finally:
+                carrier.close()
+    except Busy:
+        busy = results.temporary("4.4.5", f"too many connections to {route.destination} already")
+        _finish_all(rows, busy, clock)  # RFC 3463 §3.5: mail system congestion
+
+
+def _finish_all(
+    rows: Sequence[QueuedMessage], result: RcptResult, clock: Callable[[], datetime]
+) -> None:
+    for row in rows:
+        finish(row, {r["address"]: result for r in _pending(row)}, clock())
+
+
+def _file_local(rows: Sequence[QueuedMessage], clock: Callable[[], datetime]) -> bool:
+    for row in rows:
+        _attempt_local(row, clock)
+    return True
+
+
+def _send(rows: Sequence[QueuedMessage], carrier: Carrier, clock: Callable[[], datetime]) -> bool:
+    """Each row over the carrier's connection, then every outcome recorded in one
+    transaction: none is open while the network is (SQLite's write lock would stall
+    SMTP), and one commit per batch rather than per message. False once no server takes
+    a connection."""
+    outcomes = [(row, _carry(row, carrier)) for row in rows]
+    with transaction.atomic():
+        for row, outcome in outcomes:
+            finish(row, outcome, clock())
+    return carrier.unreachable is None
+
+
+def _carry(row: QueuedMessage, carrier: Carrier) -> dict[str, RcptResult]:
+    """One row's outcome over the batch's connection; an error of ours defers the row."""
+    pending = _pending(row)
+    try:
+        data = sign(row, blob_store().read(row.blob_key))
+        envelope = Envelope(row.mail_from, pending, row.ret, row.envid, row.smtputf8)
+        return carrier.send(envelope, data)
+    except Exception as exc:
+        return _internal_error(row, pending, exc)
+
+
+def _pending(row: QueuedMessage) -> list[dict]:
+    return [r for r in row.recipients if r.get("status", PENDING) == PENDING]
+
+
+def _internal_error(row: QueuedMessage, pending: Sequence[dict], exc: Exception) -> dict:
+    log.exception("relay: attempt of #%s failed", row.pk)
+    failure = results.temporary(results.OTHER_TEMPORARY, f"internal error ({type(exc).__name__})")
+    return {r["address"]: failure for r in pending}
+
+
+def _attempt_local(row: QueuedMessage, clock: Callable[[], datetime]) -> str:
+    try:
+        with transaction.atomic():  # filed and recorded together, or neither
+            return finish(row, local.deliver(row, _pending(row)), clock())
+    except Exception as exc:
+        return finish(row, _internal_error(row, _pending(row), exc), clock())
 
 
 def attempt(
@@ -100,6 +260,7 @@ def attempt(
     *,
     resolver: Resolver | None = None,
     pool: Pool | None = None,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = timezone.now,
 ) -> str:
     """Attempt one queued row; returns its new state, or "" when it was not ours to try
@@ -107,24 +268,14 @@ def attempt(
     row = claim(queued_id, clock())
     if row is None:
         return ""
-    pending = [r for r in row.recipients if r.get("status", PENDING) == PENDING]
-    try:
-        if is_local_domain(row.domain):
-            with transaction.atomic():  # filed and recorded together, or neither
-                return finish(row, local.deliver(row, pending), clock())
-        outcome = deliver_remote(
-            row,
-            pending,
-            resolver or resolver_from_settings(settings.DNS_SERVERS),
-            pool or shared_pool(),
-        )
-    except Exception as exc:
-        log.exception("relay: attempt of #%s failed", row.pk)
-        failure = results.temporary(
-            results.OTHER_TEMPORARY, f"internal error ({type(exc).__name__})"
-        )
-        outcome = {r["address"]: failure for r in pending}
-    return finish(row, outcome, clock())
+    attempt_claimed(
+        [row],
+        resolver=resolver or resolver_from_settings(settings.DNS_SERVERS),
+        pool=pool or shared_pool(),
+        limiter=limiter,
+        clock=clock,
+    )
+    return QueuedMessage.objects.filter(pk=row.pk).values_list("state", flat=True).get()
 
 
 def claim(queued_id: int, now: datetime) -> QueuedMessage | None:
@@ -142,23 +293,6 @@ def claim(queued_id: int, now: datetime) -> QueuedMessage | None:
 
 
 # --- remote delivery ----------------------------------------------------------------------
-
-
-def deliver_remote(
-    row: QueuedMessage, pending: Sequence[dict], resolver: Resolver, pool: Pool
-) -> dict[str, RcptResult]:
-    data = sign(row, blob_store().read(row.blob_key))
-    envelope = Envelope(row.mail_from, pending, row.ret, row.envid, row.smtputf8)
-    try:
-        route = find_route(row.domain, resolver)
-    except NoRoute as exc:
-        return {r["address"]: exc.result for r in pending}
-    try:
-        with pool.slot(route.destination, SLOT_WAIT):
-            return send_along(route, envelope, data, pool)
-    except Busy:
-        busy = results.temporary("4.4.5", f"too many connections to {route.destination} already")
-        return {r["address"]: busy for r in pending}  # RFC 3463 §3.5: mail system congestion
 
 
 def sign(row: QueuedMessage, raw: bytes) -> bytes:
@@ -186,40 +320,82 @@ def find_route(domain: str, resolver: Resolver) -> Route:
             user=settings.RELAY_SMARTHOST_USER,
             password=settings.RELAY_SMARTHOST_PASSWORD,
         )
-        return Route(routing.smarthost_route(host, port, resolver), profile, "smarthost")
+        return Route(routing.smarthost_route(host, port, resolver), profile, SMARTHOST)
     return Route(routing.find_route(domain, resolver, settings.RELAY_PORT), profile, domain)
 
 
-def send_along(route: Route, envelope: Envelope, data: bytes, pool: Pool) -> dict[str, RcptResult]:
-    """Try each host (and each of its addresses) in turn until one takes the transaction."""
-    last = results.temporary(results.NETWORK_TEMPORARY, "no server to try")
-    profile_key = f"{route.profile.tls_policy}:{route.profile.implicit_tls}:{route.profile.user}"
-    for hop in route.hops:
-        for address in hop.addresses:
-            key = (hop.host, address, hop.port, profile_key)
-            try:
-                session = pool.take(key) or open_session(hop, address, route.profile)
-            except SessionError as exc:
-                log.info("relay: %s [%s]: %s", hop.host, address, exc)
-                last = exc.result
-                continue
-            outcome = transactions(session, envelope, data)
-            pool.give(key, session)
-            return outcome
-    return {r["address"]: last for r in envelope.recipients}
+class Carrier:
+    """One route's connection for a batch: opened at the first message (or taken from
+    the pool), opened again after a break, given back to the pool at the end."""
+
+    def __init__(self, route: Route, pool: Pool, limiter: Limiter) -> None:
+        self.route = route
+        self.pool = pool
+        self.limiter = limiter
+        self.session: Session | None = None
+        self.key: Key | None = None
+        self.unreachable: RcptResult | None = None  # why no host took a connection
+
+    def send(self, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
+        if self.session is None and self.unreachable is None:
+            self._connect()
+        if self.session is None:
+            assert self.unreachable is not None
+            return {r["address"]: self.unreachable for r in envelope.recipients}
+        outcome = transactions(self.session, envelope, data)
+        self._feedback(outcome.values(), broken=self.session.broken)
+        if self.session.broken or self.session.transactions >= self.pool.max_transactions:
+            self.close()  # broken or worn: the next message gets a fresh connection
+        return outcome
+
+    def _feedback(self, replies: Iterable[RcptResult], broken: bool) -> None:
+        """Open the destination's window when it took mail; close it when a whole
+        transaction was deferred (a 4xx for all, a drop, a timeout)."""
+        kinds = {reply.kind for reply in replies}
+        if any(kind.done for kind in kinds):
+            self.limiter.feedback(self.route.destination, success=True)
+        elif broken or kinds == {Kind.TEMPORARY}:
+            self.limiter.feedback(self.route.destination, success=False)
+
+    def _connect(self) -> None:
+        """Each host (and each of its addresses) in turn until one takes a connection."""
+        last = results.temporary(results.NETWORK_TEMPORARY, "no server to try")
+        profile = self.route.profile
+        profile_key = f"{profile.tls_policy}:{profile.implicit_tls}:{profile.user}"
+        for hop in self.route.hops:
+            for address in hop.addresses:
+                key = (hop.host, address, hop.port, profile_key)
+                try:
+                    self.session = self.pool.take(key) or open_session(hop, address, profile)
+                except SessionError as exc:
+                    log.info("relay: %s [%s]: %s", hop.host, address, exc)
+                    last = exc.result
+                    continue
+                self.key = key
+                return
+        self.unreachable = last
+        self.limiter.feedback(self.route.destination, success=False)
+
+    def close(self) -> None:
+        if self.session is not None and self.key is not None:
+            self.pool.give(self.key, self.session)
+        self.session = None
 
 
 def transactions(session: Session, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:
-    """All the recipients over one connection, in transactions of at most 100."""
+    """All the recipients over one connection, in transactions of at most 100; those a
+    peer refused with 452 past its own limit go in the next one (RFC 5321 §4.5.3.1.10)."""
     outcome: dict[str, RcptResult] = {}
-    recipients = list(envelope.recipients)
-    for start in range(0, len(recipients), MAX_RCPTS_PER_TRANSACTION):
-        if session.broken:
-            break
-        chunk = recipients[start : start + MAX_RCPTS_PER_TRANSACTION]
-        outcome.update(session.send(replace(envelope, recipients=chunk), data))
+    waiting = list(envelope.recipients)
+    while waiting and not session.broken:
+        chunk, waiting = waiting[:MAX_RCPTS_PER_TRANSACTION], waiting[MAX_RCPTS_PER_TRANSACTION:]
+        replies = session.send(replace(envelope, recipients=chunk), data)
+        outcome.update(replies)
+        over = [r for r in chunk if replies[r["address"]].code == TOO_MANY_RECIPIENTS]
+        if len(over) < len(chunk):
+            waiting = over + waiting  # the peer's limit, not a refusal: send them next
     lost = results.temporary(results.NETWORK_TEMPORARY, "connection lost", session.hop.host)
-    return {r["address"]: outcome.get(r["address"], lost) for r in recipients}
+    return {r["address"]: outcome.get(r["address"], lost) for r in envelope.recipients}
 
 
 # --- recording the outcome ----------------------------------------------------------------

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import threading
+import time
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -20,7 +22,14 @@ log = logging.getLogger(__name__)
 
 RSA_BITS = 2048  # RFC 8301 §3.2: signers must use at least 1024 bits, and should use 2048
 TXT_STRING_LIMIT = 255  # RFC 1035 §3.3.14: a longer TXT value is split into strings
+# Parsed signing keys are kept this long per process: other processes see a rotation
+# within this time (the old key stays published, so what it signed meanwhile verifies).
+KEY_CACHE_SECONDS = 60
 SELECTOR_SUFFIX = {DKIMKey.Algorithm.RSA: "rsa", DKIMKey.Algorithm.ED25519: "ed25519"}
+
+
+_key_cache: dict[str, tuple[float, list[dkim.SigningKey]]] = {}
+_cache_lock = threading.Lock()
 
 
 class KeyChangeError(Exception):
@@ -83,6 +92,8 @@ def create_keys(domain: Domain) -> list[DKIMKey]:
             )
         )
     log.info("DKIM keys for %s: %s", domain.name, ", ".join(k.selector for k in created))
+    transaction.on_commit(lambda: forget_keys(domain.name))
+    forget_keys(domain.name)
     return created
 
 
@@ -104,6 +115,7 @@ def remove(domain_name: str, selector: str) -> None:
     if key.active:
         raise KeyChangeError(f"{selector} still signs mail: rotate before removing it")
     key.delete()
+    forget_keys(domain_name.lower())
 
 
 def dns_records(domain_name: str) -> list[DNSRecord]:
@@ -138,16 +150,39 @@ def author_domain(raw: bytes) -> str:
     return split_address(addresses[0][1])[1]
 
 
+def signing_keys(domain: str) -> list[dkim.SigningKey]:
+    """The active keys of `domain`, parsed; kept for KEY_CACHE_SECONDS, so a relay signing
+    a stream of messages reads and parses them once (a rotation here is seen at once)."""
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _key_cache.get(domain)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+    loaded = []
+    for key in DKIMKey.objects.filter(domain__name=domain, active=True).order_by("algorithm"):
+        try:
+            loaded.append(dkim.signing_key(domain, key.selector, key.private_key))
+        except dkim.DKIMSignError:
+            log.exception("DKIM key %s of %s cannot sign", key.selector, domain)
+    with _cache_lock:
+        _key_cache[domain] = (now + KEY_CACHE_SECONDS, loaded)
+    return loaded
+
+
+def forget_keys(domain: str) -> None:
+    """Drop this process's parsed keys of `domain` (after a rotation or removal)."""
+    with _cache_lock:
+        _key_cache.pop(domain, None)
+
+
 def sign(raw: bytes, domain: str) -> bytes:
     """`raw` with one DKIM-Signature per active key of `domain` (RSA and Ed25519) on top;
-    unchanged when the domain has no keys."""
-    keys = DKIMKey.objects.filter(domain__name=domain, active=True).order_by("algorithm")
-    headers = b""
-    for key in keys:
-        try:
-            headers += dkim.sign(
-                raw, domain=domain, selector=key.selector, private_key_pem=key.private_key
-            )
-        except dkim.DKIMSignError:
-            log.exception("DKIM signing with %s for %s failed", key.selector, domain)
-    return headers + raw
+    unchanged when the domain has no keys or the message cannot be signed."""
+    keys = signing_keys(domain)
+    if not keys:
+        return raw
+    try:
+        return dkim.sign_with(raw, keys) + raw
+    except dkim.DKIMSignError:
+        log.exception("DKIM signing for %s failed", domain)
+        return raw

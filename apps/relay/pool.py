@@ -1,8 +1,9 @@
-"""Connections kept open between messages, and a cap on simultaneous deliveries to one
-destination, for one worker process (its threads share them).
+"""Connections kept open between messages, for one worker process (its threads share
+them), as Postfix's connection cache keeps them (scache(8)).
 
-A connection returns to the pool after a transaction and is reused by the next message for
-the same server if it is fresh and answers RSET; idle ones are closed after a while.
+A connection returns to the pool after a batch and is reused by the next one for the same
+server if it is fresh and answers RSET (RFC 5321 §4.1.1.5); idle ones are closed after a
+while, and one that has carried enough transactions is closed rather than kept.
 """
 
 from __future__ import annotations
@@ -10,48 +11,26 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 from apps.relay.client import Session
 
 Key = tuple[str, str, int, str]  # host, address, port, profile (TLS policy, AUTH user)
 
 
-class Busy(Exception):
-    """Every slot for the destination stayed taken for the whole wait."""
-
-
 class Pool:
     def __init__(
         self,
         *,
-        per_destination: int,
         idle_seconds: float,
         max_transactions: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.per_destination = per_destination
         self.idle_seconds = idle_seconds
         self.max_transactions = max_transactions
         self.clock = clock
         self._lock = threading.Lock()
-        self._slots: dict[str, threading.BoundedSemaphore] = {}
         self._idle: dict[Key, list[tuple[float, Session]]] = defaultdict(list)
-
-    @contextmanager
-    def slot(self, destination: str, wait: float) -> Iterator[None]:
-        """Hold one of the destination's `per_destination` slots, waiting up to `wait` s."""
-        with self._lock:
-            semaphore = self._slots.setdefault(
-                destination, threading.BoundedSemaphore(self.per_destination)
-            )
-        if not semaphore.acquire(timeout=wait):
-            raise Busy(destination)
-        try:
-            yield
-        finally:
-            semaphore.release()
 
     def take(self, key: Key) -> Session | None:
         """A live idle session for `key`, or None."""
@@ -105,7 +84,6 @@ def shared_pool() -> Pool:
     with _pool_lock:
         if _pool is None:
             _pool = Pool(
-                per_destination=settings.RELAY_MAX_PER_DESTINATION,
                 idle_seconds=settings.RELAY_IDLE_SECONDS,
                 max_transactions=settings.RELAY_MESSAGES_PER_CONNECTION,
             )

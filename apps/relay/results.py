@@ -42,6 +42,7 @@ class RcptResult:
     status: str  # RFC 3463 enhanced status code
     diagnostic: str = ""  # the reply as the peer gave it, or our own explanation
     remote_mta: str = ""
+    code: int = 0  # the peer's reply code, when a reply decided this
 
 
 def enhanced_status(code: int, text: str) -> str:
@@ -68,7 +69,7 @@ def from_reply(
         kind = Kind.PERMANENT
     else:
         kind = Kind.TEMPORARY
-    return RcptResult(kind, status, diagnostic, remote_mta)
+    return RcptResult(kind, status, diagnostic, remote_mta, code)
 
 
 def temporary(status: str, diagnostic: str, remote_mta: str = "") -> RcptResult:

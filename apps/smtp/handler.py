@@ -151,7 +151,10 @@ class MailHandler:
         Message-ID and Date the client left out (RFC 6409 §8)."""
         head = spool.head(headers.HEADER_SCAN_LIMIT)
         authors = headers.from_addresses(head)
-        if not authors or not all(policy.sender_owned(user.pk, a) for a in authors):
+        # MAIL FROM passed the same check moments ago (handle_MAIL): an author who is the
+        # envelope sender, as is usual, costs no second trip through the accounts.
+        checked = (envelope.mail_from or "").lower()
+        if not authors or not all(a == checked or policy.sender_owned(user.pk, a) for a in authors):
             return replies.SENDER_NOT_OWNED
         prefix = headers.missing_submission_headers(head, envelope.mail_from, self.hostname)
         return prefix, {}, None

@@ -15,6 +15,8 @@ from typing import Any, cast
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 OK = "250 2.0.0 OK"
+DROP = "drop"  # what `before_data` returns to make the sink hang up instead of replying
+TOO_MANY = "452 4.5.3 Too many recipients"  # RFC 5321 §4.5.3.1.10
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Received:
     rcpt_options: list[list[str]]
     tls: bool
     login: str | None
+    tls_resumed: bool = False
     at: float = field(default_factory=time.time)
 
     def header(self, name: str) -> str:
@@ -43,13 +46,31 @@ def _rcpt_options(envelope: Envelope) -> list[list[str]]:
     return cast(list[list[str]], envelope.rcpt_options)
 
 
+def _resumed(session: Session) -> bool:
+    """Whether the client resumed an earlier TLS session (RFC 8446 §2.2)."""
+    extra = cast(dict[str, Any], session.ssl or {})
+    ssl_object = extra.get("ssl_object")
+    return bool(ssl_object is not None and ssl_object.session_reused)
+
+
 class _Handler:
     def __init__(self, sink: Sink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(1, "250-PIPELINING")  # RFC 2920 §3
+        return responses
+
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
+        limit = self.sink.rcpt_limit
+        if limit and len(envelope.rcpt_tos) >= limit:
+            return TOO_MANY
         reply = self.sink.next_reply(address)
         if reply.startswith("250"):
             envelope.rcpt_tos.append(address)
@@ -60,6 +81,10 @@ class _Handler:
         hook = self.sink.before_data
         if hook is not None:
             override = hook(envelope)
+            if override == DROP:
+                assert server.transport is not None
+                server.transport.close()  # gone with the message read, before any reply
+                return "421 4.4.2 gone"
             if override:
                 return override
         assert isinstance(envelope.content, bytes)
@@ -71,15 +96,33 @@ class _Handler:
                 mail_options=list(envelope.mail_options),
                 rcpt_options=[list(o) for o in _rcpt_options(envelope)],
                 tls=session.ssl is not None,
+                tls_resumed=_resumed(session),
                 login=session.auth_data.decode() if isinstance(session.auth_data, bytes) else None,
             )
         )
         return self.sink.data_reply
 
 
+class _CountingSMTP(SMTP):
+    """aiosmtpd's protocol, telling the sink of each chunk read from the network."""
+
+    def __init__(self, sink: Sink, *args: Any, **kwargs: Any) -> None:
+        self.sink = sink
+        super().__init__(*args, **kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.observe(data)
+        super().data_received(data)
+
+
 class Sink:
     """Start with `start()`; `received` lists what arrived; `script(address, replies)`
-    makes RCPT TO for that address answer `replies` in turn, then accept."""
+    makes RCPT TO for that address answer `replies` in turn, then accept.
+
+    It counts connections, and envelopes that came pipelined (RFC 2920): MAIL, RCPT and
+    DATA read from the network at once. With `pipelining` it offers PIPELINING; with
+    `rcpt_limit` it takes that many recipients per transaction and answers 452 past it.
+    """
 
     def __init__(
         self,
@@ -104,6 +147,9 @@ class Sink:
         self.received: list[Received] = []
         self.scripts: dict[str, list[str]] = {}
         self.connections = 0
+        self.pipelined = 0
+        self.pipelining = False
+        self.rcpt_limit = 0
         self.data_reply = OK
         self.before_data: Callable[[Envelope], str | None] | None = None
         self._loop = asyncio.new_event_loop()
@@ -122,7 +168,8 @@ class Sink:
     def _protocol(self) -> SMTP:
         with self.lock:
             self.connections += 1
-        protocol = SMTP(
+        protocol = _CountingSMTP(
+            self,
             _Handler(self),
             hostname=self.hostname,
             data_size_limit=self.size_limit,
@@ -171,8 +218,18 @@ class Sink:
             self.received.clear()
             self.scripts.clear()
             self.connections = 0
+            self.pipelined = 0
+            self.pipelining = False
+            self.rcpt_limit = 0
             self.data_reply = OK
             self.before_data = None
+
+    def observe(self, chunk: bytes) -> None:
+        """Count a chunk that holds a whole envelope, MAIL to DATA: a pipelined one."""
+        upper = chunk.upper()
+        if upper.startswith(b"MAIL FROM:") and upper.endswith(b"\r\nDATA\r\n"):
+            with self.lock:
+                self.pipelined += 1
 
     def script(self, address: str, replies: list[str]) -> None:
         with self.lock:

@@ -67,7 +67,7 @@ def test_a_message_over_the_servers_size_is_refused_before_sending():
 
 @pytest.fixture
 def pool() -> Iterator[Pool]:
-    connections = Pool(per_destination=2, idle_seconds=5, max_transactions=100)
+    connections = Pool(idle_seconds=5, max_transactions=100)
     yield connections
     connections.close_all()
 

@@ -16,7 +16,7 @@ from tests.relay.helpers import attached, decoded, queue, reload, report_parts, 
 
 @pytest.fixture
 def pool():
-    connections = Pool(per_destination=2, idle_seconds=5, max_transactions=100)
+    connections = Pool(idle_seconds=5, max_transactions=100)
     yield connections
     connections.close_all()
 

@@ -4,6 +4,8 @@ records on the test's DNS server and handed to the test's receiving server."""
 from __future__ import annotations
 
 import smtplib
+import statistics
+import time
 from collections.abc import Sequence
 
 import pytest
@@ -146,3 +148,24 @@ def test_notify_success_brings_a_relayed_report_and_notify_never_brings_nothing(
     assert (block["Final-Recipient"], block["Action"]) == ("rfc822; friend@remote.test", "relayed")
     assert returned.get_content_type() == "text/rfc822-headers"
     assert len(inbox(alice.id, 2, timeout=2)) == 1  # nothing about ghost
+
+
+def test_a_lone_message_leaves_within_100_ms_of_its_250(mailsystem, live_personas, zone, sink):
+    """No batching delay when the queue is short: the filing task is published at once
+    after a quiet spell, and the worker looks for tasks every 20 ms."""
+    alice = live_personas["alice"]
+    zone.mx("remote.test")
+    submit(mailsystem, alice, ["warm@remote.test"])  # the worker and its connection are up
+    received(sink, 1)
+    delays = []
+    with smtplib.SMTP_SSL(
+        "127.0.0.1", mailsystem.port("submissions"), timeout=30, context=client_tls()
+    ) as client:
+        client.login(alice.address, alice.password)
+        for n in range(7):
+            time.sleep(0.3)  # each message alone in the queue
+            recipient = f"r{n}@remote.test"
+            client.sendmail(alice.address, [recipient], raw_message(alice.address, recipient))
+            accepted_at = time.time()
+            delays.append(received(sink, n + 2)[-1].at - accepted_at)
+    assert statistics.median(delays) < 0.1, [round(d * 1000) for d in delays]

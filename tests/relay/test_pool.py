@@ -1,12 +1,10 @@
-"""Connection reuse and the per-destination limit, with a fixed clock and stand-in sessions."""
+"""Connection reuse, with a fixed clock and stand-in sessions."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from apps.relay.pool import Busy, Pool
+from apps.relay.pool import Pool
 
 
 class FakeSession:
@@ -43,7 +41,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def pool(clock) -> Pool:
-    return Pool(per_destination=2, idle_seconds=30, max_transactions=3, clock=clock)
+    return Pool(idle_seconds=30, max_transactions=3, clock=clock)
 
 
 def test_an_idle_session_is_reused_for_the_same_server(pool):
@@ -81,27 +79,3 @@ def test_prune_closes_only_the_stale(pool, clock):
     clock.now += 15
     assert pool.prune() == 1
     assert old.closed and not fresh.closed
-
-
-def test_no_more_than_the_limit_deliver_to_one_destination_at_once(pool):
-    entered = threading.Barrier(3)
-    release = threading.Event()
-
-    def hold() -> None:
-        with pool.slot("remote.test", wait=5):
-            entered.wait()
-            release.wait(5)
-
-    holders = [threading.Thread(target=hold) for _ in range(2)]
-    for holder in holders:
-        holder.start()
-    entered.wait()
-    with pytest.raises(Busy), pool.slot("remote.test", wait=0.05):
-        pass
-    with pool.slot("elsewhere.test", wait=0.05):
-        pass  # another destination is not affected
-    release.set()
-    for holder in holders:
-        holder.join()
-    with pool.slot("remote.test", wait=0.05):
-        pass

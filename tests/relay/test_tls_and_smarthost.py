@@ -16,7 +16,7 @@ from tests.relay.sink import Sink
 
 @pytest.fixture
 def pool() -> Iterator[Pool]:
-    connections = Pool(per_destination=2, idle_seconds=5, max_transactions=100)
+    connections = Pool(idle_seconds=5, max_transactions=100)
     yield connections
     connections.close_all()
 
@@ -125,3 +125,23 @@ def test_the_smart_host_is_never_used_without_a_valid_certificate(
     [row] = queue(personas["alice"], ["a@remote.test"])  # no CA file: the certificate is unknown
     assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "queued"
     assert smarthost.messages() == []
+
+
+def test_one_run_carries_mail_for_every_domain_over_one_smart_host_connection(
+    personas, zone, sink, smarthost, pool, settings, world
+):
+    settings.RELAY_SMARTHOST = ("127.0.0.1", smarthost.port)
+    settings.RELAY_SMARTHOST_USER, settings.RELAY_SMARTHOST_PASSWORD = "relay-user", "s3cret"
+    settings.RELAY_CA_FILE = str(world.cert)
+    alice = personas["alice"]
+    rows = [queue(alice, [f"friend@{name}.test"])[0] for name in ("one", "two", "three")]
+    [local] = queue(alice, [personas["bob"].address])  # ours: filed, never sent out
+    assert delivery.run(rows[0].pk, resolver=zone.resolver, pool=pool) == 3
+    assert sorted(r for m in smarthost.messages() for r in m.recipients) == [
+        "friend@one.test",
+        "friend@three.test",
+        "friend@two.test",
+    ]
+    assert smarthost.connections == 1
+    assert [reload(row).state for row in rows] == ["delivered"] * 3
+    assert reload(local).state == "queued"
