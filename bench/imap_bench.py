@@ -1,22 +1,31 @@
-"""Benchmark: IMAP on a folder of 100,000 messages, a mixed load of 10 clients, and the
-resident memory of 1,000 idle IDLE connections.
+"""Benchmark: IMAP on a folder of 100,000 messages, a mixed load of 10 clients, a
+login-heavy cycle over IMAPS, and the memory of idle connections.
 
     .venv/bin/python bench/imap_bench.py [--messages 100000] [--clients 10] [--seconds 30]
-        [--idle 1000] [--data-dir /tmp/imap-bench]
+        [--idle 1000] [--data-dir /tmp/imap-bench] [--processes N]
+        [--only folder,mixed,cycle,idle] [--against HOST:PORT:TLSPORT:PID]
 
 The data directory is kept between runs: the big folder is built once (a few minutes;
 2,000 distinct messages, each filed 50 times, so blobs stay few) and reused. The server
-is its own process: `runmailserver` with only the IMAP listener on 127.0.0.1, plaintext
-LOGIN allowed from loopback (so clients spend their time on IMAP, not TLS) and the
-connection limits raised for the idle test. Clients are asyncio sockets in this process.
+is its own process: `runmailserver` with only the IMAP listeners (and, for the idle
+section, POP3S and submission) on 127.0.0.1, plaintext LOGIN allowed from loopback and
+the connection limits raised for the idle test. Clients are asyncio sockets in this
+process.
 
-Reported: SELECT (the first ever, from the index file the worker keeps; the first with
-the file lost; the first after a restart; warm),
-UID FETCH 1:* (FLAGS), the same with CHANGEDSINCE (a CONDSTORE resync with nothing changed),
-FETCH of 50 ENVELOPEs, STATUS, UID SEARCH on a header and on body text,
-EXPUNGE of one message (median of 5 runs each); the mixed load in commands per second
-(login, select, fetch, store, expunge, append, noop, logout); RSS growth per idle IDLE
-connection, and how long a delivery takes to reach all of them.
+Reported (each section on its own with --only):
+- folder: SELECT (the first ever, from the index file the worker keeps; the first with
+  the file lost; the first after a restart; warm), UID FETCH 1:* (FLAGS), the same with
+  CHANGEDSINCE, FETCH of 50 ENVELOPEs, STATUS, UID SEARCH on a header and on body text,
+  EXPUNGE of one message (median of 5 runs each);
+- mixed: plain IMAP, sessions of weighted random commands, in commands per second;
+- cycle: what a phone does when it wakes, over IMAPS, back to back: connect with a full
+  TLS handshake, LOGIN, SELECT, FETCH of the newest 20, STORE, APPEND, STORE \\Deleted,
+  EXPUNGE, LOGOUT; cycles and commands per second, CPU per command, latency per command;
+- idle: memory (PSS of the server's process tree) per idle IDLE connection over IMAP,
+  IMAPS and IMAPS with COMPRESS=DEFLATE, and how long a new message takes to reach all of
+  them; then per idle POP3S session and per SMTP session after STARTTLS.
+--against runs the cycle and idle sections against another server: see
+bench/dovecot_reference.sh.
 """
 
 from __future__ import annotations
