@@ -711,7 +711,15 @@ def mailhost(data_dir: Path, processes: int) -> Iterator[tuple[Target, Target]]:
             Target("127.0.0.1", tls_port, server.pid, pop3s, submission),
         )
     finally:
-        server.terminate()
+        stop_server(server)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:  # a figure is taken; do not wait on a slow goodbye
+        server.kill()
         server.wait(30)
 
 
