@@ -295,6 +295,19 @@ RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
 RELAY_SMARTHOST_USER = env_str("MAILHOST_SMARTHOST_USER")
 RELAY_SMARTHOST_PASSWORD = env_str("MAILHOST_SMARTHOST_PASSWORD")
 RELAY_SMARTHOST_TLS = env_str("MAILHOST_SMARTHOST_TLS", "starttls")
+# MTA-STS (RFC 8461; apps/relay/mtasts.py): honour the policies destinations publish.
+RELAY_MTA_STS = env_bool("MAILHOST_RELAY_MTA_STS", True)
+# The port policies are fetched from over HTTPS: 443 everywhere but in tests, which serve
+# them on a loopback port of their own.
+MTA_STS_FETCH_PORT = env_int("MAILHOST_MTA_STS_FETCH_PORT", 443)
+MTA_STS_FETCH_TIMEOUT = env_int("MAILHOST_MTA_STS_FETCH_TIMEOUT", 30)
+# Our own policy, served at https://mta-sts.<domain>/.well-known/mta-sts.txt: "testing"
+# (peers report failures but deliver), "enforce" or "none"; how long peers may cache it.
+MTA_STS_MODE = env_str("MAILHOST_MTA_STS_MODE", "testing")
+MTA_STS_MAX_AGE = env_int("MAILHOST_MTA_STS_MAX_AGE", 7 * 24 * 3600)
+# Where peers send their TLS reports about our domains (RFC 8460 §3: rua=mailto:...);
+# empty means tls-reports@ each domain.
+TLSRPT_RUA = env_str("MAILHOST_TLSRPT_RUA", "")
 
 # --- Certificates from an ACME CA (RFC 8555; apps/mailserver/renewal.py) ----------------
 # "auto": on in the production profile when the host name resolves to this machine and no

@@ -41,6 +41,20 @@ def check_mail_settings(app_configs, **kwargs) -> list:
             )
         )
     problems += _acme_problems()
+    problems += _mta_sts_problems()
+    return problems
+
+
+def _mta_sts_problems() -> list[CheckMessage]:
+    """MAILHOST_MTA_STS_*: what we fetch from peers and what we publish ourselves."""
+    problems: list[CheckMessage] = []
+    if not 0 < settings.MTA_STS_FETCH_PORT < 65536 or settings.MTA_STS_FETCH_TIMEOUT <= 0:
+        problems.append(
+            Error(
+                "MAILHOST_MTA_STS_FETCH_PORT must be a port and _FETCH_TIMEOUT above 0",
+                id="mailhost.E011",
+            )
+        )
     return problems
 
 

@@ -1,0 +1,21 @@
+"""System checks for the MTA-STS settings (MAILHOST_MTA_STS_*)."""
+
+from __future__ import annotations
+
+import pytest
+from django.core import checks
+
+
+def problem_ids() -> list[str | None]:
+    return [problem.id for problem in checks.run_checks()]
+
+
+@pytest.mark.parametrize(("port", "timeout"), [(0, 30), (70000, 30), (443, 0)])
+def test_a_bad_policy_fetch_port_or_timeout_fails_the_system_check(settings, port, timeout):
+    settings.MTA_STS_FETCH_PORT = port
+    settings.MTA_STS_FETCH_TIMEOUT = timeout
+    assert "mailhost.E011" in problem_ids()
+
+
+def test_the_default_mta_sts_settings_pass_the_system_check():
+    assert not [i for i in problem_ids() if i in ("mailhost.E011", "mailhost.E012")]
