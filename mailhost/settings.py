@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from mailhost.env import env_address, env_bool, env_int, env_list, env_path, env_str
@@ -399,6 +400,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mailserver.renew_certificates",
         "schedule": float(ACME_CHECK_SECONDS),
     },
+    # RFC 8460 §4.1: one report per UTC day, sent soon after it ends.
+    "tls-reports": {"task": "relay.tls_reports", "schedule": crontab(minute=20, hour=0)},
     "sweep-relay": {
         "task": "relay.sweep",
         "schedule": float(RELAY_SWEEP_SECONDS),

@@ -4,15 +4,9 @@ must verify; every TLS session under a policy is counted for the TLS report (RFC
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from apps.relay import delivery
 from apps.relay.models import STSPolicy, TLSResult
-from apps.relay.pool import Pool
-from tests.relay.conftest import TLS_NAME, World, Zone
+from tests.relay.conftest import TLS_NAME, Zone
 from tests.relay.helpers import queue, reload
 from tests.relay.policyserver import PolicyServer
 
@@ -25,31 +19,8 @@ def policy(mode: str, *mx: str, max_age: int = 86400) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-@pytest.fixture
-def pool() -> Iterator[Pool]:
-    connections = Pool(idle_seconds=5, max_transactions=100)
-    yield connections
-    connections.close_all()
-
-
-@pytest.fixture
-def policy_server(tmp_path: Path, settings, world: World) -> Iterator[PolicyServer]:
-    """The HTTPS server for mta-sts.remote.test; its certificate and the sink's are what
-    the relay trusts (MAILHOST_RELAY_CA_FILE), as public CAs would be in production."""
-    server = PolicyServer(tmp_path, POLICY_HOST).start()
-    bundle = tmp_path / "trusted.pem"
-    bundle.write_bytes(world.cert.read_bytes() + server.cert.read_bytes())
-    settings.RELAY_CA_FILE = str(bundle)
-    settings.MTA_STS_FETCH_PORT = server.port
-    yield server
-    server.stop()
-
-
 def publish(zone: Zone, server: PolicyServer, text: str, policy_id: str = "20261208") -> None:
-    """RFC 8461 §3.1 TXT record and §3.3 policy host for remote.test."""
-    zone.add_txt(f"_mta-sts.{DOMAIN}", f"v=STSv1; id={policy_id}")
-    if POLICY_HOST not in zone.names:
-        zone.add(f"{POLICY_HOST}. A 127.0.0.1")
+    zone.mta_sts(DOMAIN, policy_id)
     server.serve(POLICY_HOST, text)
 
 
@@ -116,7 +87,6 @@ def test_it_fetches_the_policy_again_only_when_its_id_changes(
         [row] = queue(personas["alice"], [f"friend@{DOMAIN}"])
         assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "delivered"
     assert len(policy_server.requests) == 1  # RFC 8461 §5.1: cached while the id stands
-    zone.server.remove(f"_mta-sts.{DOMAIN}")
     publish(zone, policy_server, policy("enforce", TLS_NAME), policy_id="20261209")
     [row] = queue(personas["alice"], [f"friend@{DOMAIN}"])
     assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "delivered"
@@ -131,7 +101,6 @@ def test_a_cached_policy_still_applies_when_a_new_one_cannot_be_fetched(
     publish(zone, policy_server, policy("enforce", f"*.{DOMAIN}"))
     [row] = queue(personas["alice"], [f"friend@{DOMAIN}"])
     assert delivery.attempt(row.pk, resolver=zone.resolver, pool=pool) == "queued"
-    zone.server.remove(f"_mta-sts.{DOMAIN}")
     publish(zone, policy_server, "", policy_id="20261209")
     policy_server.serve(POLICY_HOST, "gone", status=500)
     [row] = queue(personas["alice"], [f"friend@{DOMAIN}"])
