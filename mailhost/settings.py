@@ -307,7 +307,7 @@ MTA_STS_FETCH_TIMEOUT = env_int("MAILHOST_MTA_STS_FETCH_TIMEOUT", 30)
 MTA_STS_MODE = env_str("MAILHOST_MTA_STS_MODE", "testing")
 MTA_STS_MAX_AGE = env_int("MAILHOST_MTA_STS_MAX_AGE", 7 * 24 * 3600)
 # Where peers send their TLS reports about our domains (RFC 8460 §3: rua=mailto:...);
-# empty means tls-reports@ each domain.
+# empty means postmaster@ each domain.
 TLSRPT_RUA = env_str("MAILHOST_TLSRPT_RUA", "")
 
 # --- Certificates from an ACME CA (RFC 8555; apps/mailserver/renewal.py) ----------------

@@ -1,12 +1,13 @@
 """MTA-STS (RFC 8461) for outbound mail: find a destination's policy (the `_mta-sts` TXT
 record, then the policy file over HTTPS), keep it in the database for its max_age, and
-say which MX hosts it allows.
+say which MX hosts it allows. And our own policy, for our domains to publish.
 
 Parsing and matching are pure functions; `lookup` does the network and the cache.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import logging
 import re
@@ -236,3 +237,29 @@ def lookup(domain: str, resolver: Resolver, now: datetime) -> Lookup:
     _store(domain, policy, now)
     log.info("relay: MTA-STS policy of %s (id %s): %s", domain, policy_id, policy.mode)
     return Lookup(policy, policy_id)
+
+
+# --- our own policy -----------------------------------------------------------------------
+
+
+def own_policy() -> str:
+    """The policy our web listener serves for every domain of ours (RFC 8461 §3.2): mail
+    goes to this host, under the configured mode."""
+    lines = [
+        f"version: {VERSION}",
+        f"mode: {settings.MTA_STS_MODE}",
+        f"mx: {settings.MAILHOST_HOSTNAME}",
+        f"max_age: {settings.MTA_STS_MAX_AGE}",
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def own_policy_id() -> str:
+    """An id that changes whenever the policy does (RFC 8461 §3.1: senders fetch the
+    policy again when it changes): letters and digits from the policy's digest."""
+    return hashlib.sha256(own_policy().encode()).hexdigest()[:20]
+
+
+def own_record(domain: str) -> tuple[str, str]:
+    """(name, TXT value) that announces our policy for `domain` (RFC 8461 §3.1)."""
+    return f"_mta-sts.{domain}", f"v={VERSION}; id={own_policy_id()}"

@@ -84,6 +84,12 @@ def published_rua(records: list[str]) -> list[str]:
     return addresses
 
 
+def own_record(domain: str) -> tuple[str, str]:
+    """(name, TXT value) asking peers for TLS reports about `domain` (RFC 8460 §3)."""
+    rua = settings.TLSRPT_RUA or f"postmaster@{domain}"
+    return f"_smtp._tls.{domain}", f"v={VERSION}; rua=mailto:{rua}"
+
+
 def _day_range(day: date) -> dict[str, str]:
     start = datetime.combine(day, time(0, 0), UTC)
     end = start + timedelta(days=1) - timedelta(seconds=1)

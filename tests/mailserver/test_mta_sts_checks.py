@@ -17,5 +17,18 @@ def test_a_bad_policy_fetch_port_or_timeout_fails_the_system_check(settings, por
     assert "mailhost.E011" in problem_ids()
 
 
+def test_an_unknown_mta_sts_mode_fails_the_system_check(settings):
+    settings.MTA_STS_MODE = "strict"
+    assert "mailhost.E012" in problem_ids()
+
+
+@pytest.mark.parametrize("max_age", [0, 31557601])
+def test_a_max_age_outside_rfc_8461_fails_the_system_check(settings, max_age):
+    settings.MTA_STS_MAX_AGE = max_age  # RFC 8461 §3.2: at most 31557600
+    assert "mailhost.E013" in problem_ids()
+
+
 def test_the_default_mta_sts_settings_pass_the_system_check():
-    assert not [i for i in problem_ids() if i in ("mailhost.E011", "mailhost.E012")]
+    assert not [
+        i for i in problem_ids() if i in ("mailhost.E011", "mailhost.E012", "mailhost.E013")
+    ]
