@@ -233,6 +233,9 @@ _ALPN_BY_DEFAULT = (
 LISTENERS["tls_alpn"] = env_address(
     "MAILHOST_TLS_ALPN", f"{LISTEN_HOST}:443" if _ALPN_BY_DEFAULT else "off"
 )
+# The web app over TLS (HTTPS, SNI as on the mail ports): off unless given an address,
+# e.g. 0.0.0.0:443 where no reverse proxy serves it.
+LISTENERS["webs"] = env_address("MAILHOST_WEBS", "off")
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
 # Certificates served by name (SNI): one folder each (apps/mailserver/certificates.py).
