@@ -8,6 +8,7 @@ import json
 
 from django.utils import timezone
 
+from apps.accounts import services as accounts
 from apps.relay import delivery, tlsrpt
 from apps.relay.models import QueuedMessage, TLSResult
 from tests.relay.helpers import parse, parts, queue, stored_raw
@@ -69,6 +70,18 @@ def test_the_report_is_mailed_gzipped_to_the_published_rua(
     report = json.loads(gzip.decompress(payload))
     assert report["policies"][0]["summary"]["total-failure-session-count"] == 1
     assert not TLSResult.objects.exists()  # reported once
+
+
+def test_the_report_is_dkim_signed_when_the_host_name_is_a_domain_of_ours(
+    personas, zone, sink, pool, policy_server, settings
+):
+    accounts.create_domain("mailhost.test")  # with its DKIM keys
+    settings.MAILHOST_HOSTNAME = "mailhost.test"
+    deliver_under_testing_policy(personas, zone, pool, policy_server)
+    zone.add_txt(f"_smtp._tls.{DOMAIN}", "v=TLSRPTv1; rua=mailto:tls@reports.test")
+    assert tlsrpt.send_reports(timezone.now().date(), zone.resolver) == 1
+    message = parse(stored_raw(QueuedMessage.objects.get(domain="reports.test")))
+    assert "d=mailhost.test" in str(message["DKIM-Signature"])
 
 
 def test_no_report_goes_to_a_domain_without_a_tlsrpt_record(
