@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import timedelta
 
 from django.utils import timezone
 
@@ -90,6 +91,27 @@ def test_no_report_goes_to_a_domain_without_a_tlsrpt_record(
     deliver_under_testing_policy(personas, zone, pool, policy_server)
     assert tlsrpt.send_reports(timezone.now().date(), zone.resolver) == 0
     assert not QueuedMessage.objects.filter(domain="reports.test").exists()
+
+
+def test_the_daily_task_mails_the_report_of_the_day_before(db, zone, settings):
+    from workers.tasks import tls_reports
+
+    yesterday = timezone.now().date() - timedelta(days=1)
+    tlsrpt.record(
+        DOMAIN, "20261208", "starttls-not-supported", mx_host="mx.remote.test", day=yesterday
+    )
+    tlsrpt.record(DOMAIN, "20261208", "", mx_host="mx.remote.test")  # today's: not yet
+    zone.add_txt(f"_smtp._tls.{DOMAIN}", "v=TLSRPTv1; rua=mailto:tls@reports.test")
+    assert settings.CELERY_BEAT_SCHEDULE["tls-reports"]["task"] == "relay.tls_reports"
+    assert tls_reports() == 1
+    message = parse(stored_raw(QueuedMessage.objects.get(domain="reports.test")))
+    payload = parts(message)[1].get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    report = json.loads(gzip.decompress(payload))
+    assert report["date-range"]["start-datetime"] == f"{yesterday}T00:00:00Z"
+    [failure] = report["policies"][0]["failure-details"]
+    assert failure["result-type"] == "starttls-not-supported"
+    assert list(TLSResult.objects.values_list("day", flat=True)) == [timezone.now().date()]
 
 
 def test_it_reads_only_mailto_addresses_of_the_one_tlsrpt_record():
