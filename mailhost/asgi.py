@@ -1,5 +1,5 @@
 """ASGI entry point: the web application (webmail, admin panel, REST API), behind the
-ACME HTTP-01 challenge responder."""
+ACME HTTP-01 challenge responder and our MTA-STS policy."""
 
 import os
 
@@ -10,5 +10,6 @@ django_application = get_asgi_application()
 
 # Imported once Django is set up (it reads settings); the entry point puts the parts together.
 from apps.mailserver.acme_http import ChallengeResponder  # noqa: E402
+from apps.mailserver.mta_sts_http import PolicyResponder  # noqa: E402
 
-application = ChallengeResponder(django_application)
+application = ChallengeResponder(PolicyResponder(django_application))

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from mailhost.env import env_address, env_bool, env_int, env_list, env_path, env_str
@@ -232,6 +233,9 @@ _ALPN_BY_DEFAULT = (
 LISTENERS["tls_alpn"] = env_address(
     "MAILHOST_TLS_ALPN", f"{LISTEN_HOST}:443" if _ALPN_BY_DEFAULT else "off"
 )
+# The web app over TLS (HTTPS, SNI as on the mail ports): off unless given an address,
+# e.g. 0.0.0.0:443 where no reverse proxy serves it.
+LISTENERS["webs"] = env_address("MAILHOST_WEBS", "off")
 TLS_CERT_FILE = env_path("MAILHOST_TLS_CERT", DATA_DIR / "tls" / "cert.pem")
 TLS_KEY_FILE = env_path("MAILHOST_TLS_KEY", DATA_DIR / "tls" / "key.pem")
 # Certificates served by name (SNI): one folder each (apps/mailserver/certificates.py).
@@ -295,6 +299,19 @@ RELAY_SMARTHOST = env_address("MAILHOST_SMARTHOST", "off")
 RELAY_SMARTHOST_USER = env_str("MAILHOST_SMARTHOST_USER")
 RELAY_SMARTHOST_PASSWORD = env_str("MAILHOST_SMARTHOST_PASSWORD")
 RELAY_SMARTHOST_TLS = env_str("MAILHOST_SMARTHOST_TLS", "starttls")
+# MTA-STS (RFC 8461; apps/relay/mtasts.py): honour the policies destinations publish.
+RELAY_MTA_STS = env_bool("MAILHOST_RELAY_MTA_STS", True)
+# The port policies are fetched from over HTTPS: 443 everywhere but in tests, which serve
+# them on a loopback port of their own.
+MTA_STS_FETCH_PORT = env_int("MAILHOST_MTA_STS_FETCH_PORT", 443)
+MTA_STS_FETCH_TIMEOUT = env_int("MAILHOST_MTA_STS_FETCH_TIMEOUT", 30)
+# Our own policy, served at https://mta-sts.<domain>/.well-known/mta-sts.txt: "testing"
+# (peers report failures but deliver), "enforce" or "none"; how long peers may cache it.
+MTA_STS_MODE = env_str("MAILHOST_MTA_STS_MODE", "testing")
+MTA_STS_MAX_AGE = env_int("MAILHOST_MTA_STS_MAX_AGE", 7 * 24 * 3600)
+# Where peers send their TLS reports about our domains (RFC 8460 §3: rua=mailto:...);
+# empty means postmaster@ each domain.
+TLSRPT_RUA = env_str("MAILHOST_TLSRPT_RUA", "")
 
 # --- Certificates from an ACME CA (RFC 8555; apps/mailserver/renewal.py) ----------------
 # "auto": on in the production profile when the host name resolves to this machine and no
@@ -386,6 +403,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "mailserver.renew_certificates",
         "schedule": float(ACME_CHECK_SECONDS),
     },
+    # RFC 8460 §4.1: one report per UTC day, sent soon after it ends.
+    "tls-reports": {"task": "relay.tls_reports", "schedule": crontab(minute=20, hour=0)},
     "sweep-relay": {
         "task": "relay.sweep",
         "schedule": float(RELAY_SWEEP_SECONDS),

@@ -77,6 +77,18 @@ def relay_sweep() -> int:
     return services.sweep()
 
 
+@shared_task(name="relay.tls_reports")
+def tls_reports() -> int:
+    """Mail yesterday's TLS reports (RFC 8460) to the domains that ask for them."""
+    from django.conf import settings
+
+    from apps.mailauth.dns import resolver_from_settings
+    from apps.relay import tlsrpt
+
+    yesterday = timezone.now().date() - timedelta(days=1)
+    return tlsrpt.send_reports(yesterday, resolver_from_settings(settings.DNS_SERVERS))
+
+
 @shared_task(name="mailserver.renew_certificates")
 def renew_certificates() -> str:
     """Order the server's certificate from the ACME CA when it is due (one node at a time)."""

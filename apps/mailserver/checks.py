@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
 from apps.mailserver import tls
+from apps.relay import mtasts
 
 
 @register()
@@ -41,6 +42,32 @@ def check_mail_settings(app_configs, **kwargs) -> list:
             )
         )
     problems += _acme_problems()
+    problems += _mta_sts_problems()
+    return problems
+
+
+def _mta_sts_problems() -> list[CheckMessage]:
+    """MAILHOST_MTA_STS_*: what we fetch from peers and what we publish ourselves."""
+    problems: list[CheckMessage] = []
+    if not 0 < settings.MTA_STS_FETCH_PORT < 65536 or settings.MTA_STS_FETCH_TIMEOUT <= 0:
+        problems.append(
+            Error(
+                "MAILHOST_MTA_STS_FETCH_PORT must be a port and _FETCH_TIMEOUT above 0",
+                id="mailhost.E011",
+            )
+        )
+    if settings.MTA_STS_MODE not in mtasts.MODES:
+        problems.append(
+            Error(
+                f"MAILHOST_MTA_STS_MODE={settings.MTA_STS_MODE!r} is none of "
+                + ", ".join(mtasts.MODES),
+                id="mailhost.E012",
+            )
+        )
+    if not 0 < settings.MTA_STS_MAX_AGE <= mtasts.MAX_AGE_LIMIT:  # RFC 8461 §3.2
+        problems.append(
+            Error("MAILHOST_MTA_STS_MAX_AGE must be 1 to 31557600 seconds", id="mailhost.E013")
+        )
     return problems
 
 

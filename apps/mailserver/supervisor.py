@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import socket
+import ssl
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -24,7 +25,8 @@ from apps.mailstore import events
 log = logging.getLogger(__name__)
 WEB = "web"
 HTTP = "http"  # port 80: the same web app, where ACME's HTTP-01 challenges arrive
-WEB_LISTENERS = (WEB, HTTP)
+WEBS = "webs"  # the same web app over TLS, certificates chosen by name (SNI) as elsewhere
+WEB_LISTENERS = (WEB, HTTP, WEBS)
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
@@ -33,6 +35,19 @@ class _EmbeddedUvicorn(uvicorn.Server):
     @contextmanager
     def capture_signals(self):
         yield
+
+
+def _web_config(context: ssl.SSLContext | None) -> uvicorn.Config:
+    """uvicorn for the web app; over TLS when given a context (used as it is, not one
+    uvicorn makes from files)."""
+    return uvicorn.Config(
+        "mailhost.asgi:application",
+        lifespan="off",
+        log_level="warning",
+        proxy_headers=True,
+        server_header=False,
+        ssl_context_factory=(lambda config, default: context) if context is not None else None,
+    )
 
 
 @dataclass
@@ -46,6 +61,7 @@ class Supervisor:
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
     sockets: dict[str, socket.socket] = field(default_factory=dict)
     ready: asyncio.Event | None = None
+    _web_servers: list[uvicorn.Server] = field(default_factory=list)
 
     def bind(self, *, reuse_port: bool = False) -> None:
         """Bind every configured address (port 0 gets a free port). `run` does this when
@@ -81,9 +97,7 @@ class Supervisor:
                 loop.add_signal_handler(sig, self.stop.set)
         servers = await self._start_listeners(context)
         background = [asyncio.create_task(self._change_events())]
-        web = self._start_web()
-        if web is not None:
-            background.append(web)
+        background += self._start_web(context.tls)
         if self.renew_certificates:
             # After the web listener is up: the CA's HTTP-01 request must find it.
             background.append(asyncio.create_task(self._renew_certificates()))
@@ -104,19 +118,18 @@ class Supervisor:
                 servers.append(await starter(context, name, sock))
         return servers
 
-    def _start_web(self) -> asyncio.Task | None:
-        socks = [self.sockets[name] for name in WEB_LISTENERS if name in self.sockets]
-        if not socks:
-            return None
-        config = uvicorn.Config(
-            "mailhost.asgi:application",
-            lifespan="off",
-            log_level="warning",
-            proxy_headers=True,
-            server_header=False,
-        )
-        self._web = _EmbeddedUvicorn(config)
-        return asyncio.create_task(self._web.serve(sockets=socks))
+    def _start_web(self, tls_context: ssl.SSLContext) -> list[asyncio.Task]:
+        """The web app on the plain web sockets, and on the TLS one with the context every
+        TLS listener shares (SNI, certificates reloaded while running)."""
+        plain = [self.sockets[name] for name in (WEB, HTTP) if name in self.sockets]
+        secure = [self.sockets[WEBS]] if WEBS in self.sockets else []
+        tasks = []
+        for socks, context in ((plain, None), (secure, tls_context)):
+            if socks:
+                server = _EmbeddedUvicorn(_web_config(context))
+                self._web_servers.append(server)
+                tasks.append(asyncio.create_task(server.serve(sockets=socks)))
+        return tasks
 
     async def _renew_certificates(self) -> None:
         """The start-up check (the worker repeats it periodically): a certificate missing or
@@ -145,8 +158,8 @@ class Supervisor:
             print("stopping", flush=True)
         for server in servers:
             server.close()
-        if getattr(self, "_web", None) is not None:
-            self._web.should_exit = True
+        for web in self._web_servers:
+            web.should_exit = True
         _, pending = await asyncio.wait(background, timeout=10)
         for task in pending:
             task.cancel()

@@ -23,7 +23,7 @@ from apps.accounts.models import Domain
 from apps.accounts.services import is_local_domain
 from apps.mailauth.dns import Resolver, resolver_from_settings
 from apps.mailstore.blobs import blob_store
-from apps.relay import concurrency, dsn, keys, local, results, routing, services
+from apps.relay import concurrency, dsn, keys, local, mtasts, results, routing, services, tlsrpt
 from apps.relay.client import Envelope, Profile, Session, SessionError, open_session
 from apps.relay.concurrency import Busy, Limiter, shared_limiter
 from apps.relay.models import QueuedMessage
@@ -56,6 +56,7 @@ class Route:
     hops: list[Hop]
     profile: Profile
     destination: str  # what the per-destination limit counts: the domain or "smarthost"
+    sts: mtasts.Policy | None = None  # the destination's MTA-STS policy, when it has one
 
 
 def run(
@@ -321,7 +322,36 @@ def find_route(domain: str, resolver: Resolver) -> Route:
             password=settings.RELAY_SMARTHOST_PASSWORD,
         )
         return Route(routing.smarthost_route(host, port, resolver), profile, SMARTHOST)
-    return Route(routing.find_route(domain, resolver, settings.RELAY_PORT), profile, domain)
+    route = Route(routing.find_route(domain, resolver, settings.RELAY_PORT), profile, domain)
+    return with_sts_policy(route, resolver) if settings.RELAY_MTA_STS else route
+
+
+def with_sts_policy(route: Route, resolver: Resolver) -> Route:
+    """The route as the destination's MTA-STS policy shapes it (RFC 8461 §5): under
+    `enforce`, only the MX hosts it lists and only with a certificate that verifies;
+    under `testing`, as it was, with failures counted for the TLS report."""
+    domain = route.destination
+    found = mtasts.lookup(domain, resolver, timezone.now())
+    if found.failure:
+        tlsrpt.record(domain, found.policy_id, found.failure, detail=found.detail)
+    policy = found.policy
+    if policy is None or policy.mode == "none":
+        return route
+    if policy.mode == "testing":
+        return replace(route, sts=policy)
+    hops = [hop for hop in route.hops if policy.allows(hop.host)]
+    if not hops:
+        # RFC 8461 §4.2: no MX host the policy names: the mail waits (§5.1: temporarily).
+        listed = ", ".join(hop.host for hop in route.hops)
+        tlsrpt.record(domain, policy.policy_id, mtasts.VALIDATION_FAILURE, mx_host=listed)
+        raise NoRoute(
+            results.temporary(
+                results.SECURITY_TEMPORARY,
+                f"MTA-STS policy of {domain} (enforce) allows none of its MX hosts ({listed})",
+            )
+        )
+    profile = replace(route.profile, tls_policy="verify")  # RFC 8461 §4.2: valid TLS or none
+    return replace(route, hops=hops, profile=profile, sts=policy)
 
 
 class Carrier:
@@ -366,7 +396,7 @@ class Carrier:
             for address in hop.addresses:
                 key = (hop.host, address, hop.port, profile_key)
                 try:
-                    self.session = self.pool.take(key) or open_session(hop, address, profile)
+                    self.session = self.pool.take(key) or self._open(hop, address)
                 except SessionError as exc:
                     log.info("relay: %s [%s]: %s", hop.host, address, exc)
                     last = exc.result
@@ -376,10 +406,50 @@ class Carrier:
         self.unreachable = last
         self.limiter.feedback(self.route.destination, success=False)
 
+    def _open(self, hop: Hop, address: str) -> Session:
+        """A new session, counted for the TLS report when the destination has an MTA-STS
+        policy (RFC 8460 §4.3: one per session, successful or not)."""
+        policy = self.route.sts
+        try:
+            session = open_session(hop, address, self.route.profile)
+        except SessionError as exc:
+            if policy is None or exc.result.status != results.SECURITY_TEMPORARY:
+                raise
+            problem = exc.result.diagnostic
+            self._count(hop, mtasts.result_type(problem), problem)
+            if policy.mode != "enforce":
+                raise  # our own RELAY_TLS_POLICY refused it, not the destination's policy
+            why = f"MTA-STS policy of {self.route.destination} (enforce) requires a valid"
+            raise SessionError(
+                replace(exc.result, diagnostic=f"{why} certificate: {problem}")
+            ) from None
+        if policy is not None:
+            self._count(hop, *_sts_outcome(policy, hop, session))
+        return session
+
+    def _count(self, hop: Hop, result_type: str, detail: str = "") -> None:
+        assert self.route.sts is not None
+        destination, policy_id = self.route.destination, self.route.sts.policy_id
+        if result_type:
+            log.info(
+                "relay: MTA-STS %s for %s at %s: %s", result_type, destination, hop.host, detail
+            )
+        tlsrpt.record(destination, policy_id, result_type, mx_host=hop.host, detail=detail)
+
     def close(self) -> None:
         if self.session is not None and self.key is not None:
             self.pool.give(self.key, self.session)
         self.session = None
+
+
+def _sts_outcome(policy: mtasts.Policy, hop: Hop, session: Session) -> tuple[str, str]:
+    """(RFC 8460 result type, detail) of a session under a `testing` policy: what would
+    have kept the mail back under `enforce` (RFC 8461 §5.2), or ("", "") when nothing."""
+    if not policy.allows(hop.host):
+        return mtasts.VALIDATION_FAILURE, f"{hop.host} is not among the policy's mx"
+    if not session.tls.verified:
+        return mtasts.result_type(session.tls.problem), session.tls.problem
+    return "", ""
 
 
 def transactions(session: Session, envelope: Envelope, data: bytes) -> dict[str, RcptResult]:

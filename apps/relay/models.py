@@ -81,3 +81,45 @@ class DKIMKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.selector} ({self.algorithm})"
+
+
+class STSPolicy(models.Model):
+    """A destination's MTA-STS policy as last fetched (RFC 8461 §5.1: cached for max_age,
+    fetched again when the id in its `_mta-sts` TXT record changes)."""
+
+    domain = models.CharField(max_length=253, unique=True)
+    policy_id = models.CharField(max_length=32)  # RFC 8461 §3.1: 1*32(ALPHA / DIGIT)
+    mode = models.CharField(max_length=8)
+    mx = models.JSONField()  # the mx patterns, "*.example.org" wildcards included
+    max_age = models.IntegerField()
+    text = models.TextField()  # the policy as served: the TLS report quotes it
+    fetched_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.mode} (id {self.policy_id})"
+
+
+class TLSResult(models.Model):
+    """How many TLS sessions to one policy domain's MX hosts went well or failed, per day
+    and kind of failure: what a daily TLS report (RFC 8460 §4.4) sums up."""
+
+    domain = models.CharField(max_length=253)
+    day = models.DateField()
+    policy_type = models.CharField(max_length=16)  # RFC 8460 §4.3: "sts", "no-policy-found"
+    policy_id = models.CharField(max_length=32, blank=True, default="")
+    result_type = models.CharField(max_length=40, blank=True, default="")  # "" for success
+    mx_host = models.CharField(max_length=253, blank=True, default="")
+    detail = models.CharField(max_length=200, blank=True, default="")
+    sessions = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["domain", "day", "policy_type", "policy_id", "result_type", "mx_host"],
+                name="unique_tls_result",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} {self.day} {self.result_type or 'success'}: {self.sessions}"

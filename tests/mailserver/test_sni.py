@@ -20,7 +20,7 @@ from django.conf import settings as django_settings
 from apps.mailserver import certificates
 from tests.servers import RunningServer
 
-LISTENERS = ("imaps", "submissions")
+LISTENERS = ("imaps", "submissions", "webs")
 
 
 def write_certificate(folder: Path, *names: str, chain: bytes | None = None) -> bytes:

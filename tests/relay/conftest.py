@@ -20,7 +20,9 @@ import pytest
 
 from apps.mailauth.dns import Resolver
 from apps.mailserver.tls import ensure_certificate
+from apps.relay.pool import Pool
 from tests.dnsserver import ZoneServer
+from tests.relay.policyserver import PolicyServer
 from tests.relay.sink import Sink
 
 TLS_NAME = "mx.verified.test"  # the sink's certificate is for this name (and 127.0.0.1)
@@ -84,6 +86,13 @@ class Zone:
             if host != "." and host.rstrip(".") not in self.names:
                 self.add(f"{host}. A {address}")
 
+    def mta_sts(self, domain: str, policy_id: str) -> None:
+        """RFC 8461 §3.1 TXT record of `domain`, and its policy host on 127.0.0.1."""
+        self.server.remove(f"_mta-sts.{domain}")
+        self.add_txt(f"_mta-sts.{domain}", f"v=STSv1; id={policy_id}")
+        if f"mta-sts.{domain}" not in self.names:
+            self.add(f"mta-sts.{domain}. A 127.0.0.1")
+
     def clear(self) -> None:
         for name in self.names:
             self.server.remove(name)
@@ -102,6 +111,26 @@ def sink() -> Iterator[Sink]:
     WORLD.sink.reset()
     yield WORLD.sink
     WORLD.sink.reset()
+
+
+@pytest.fixture
+def pool() -> Iterator[Pool]:
+    connections = Pool(idle_seconds=5, max_transactions=100)
+    yield connections
+    connections.close_all()
+
+
+@pytest.fixture
+def policy_server(tmp_path: Path, settings) -> Iterator[PolicyServer]:
+    """The HTTPS server for mta-sts.remote.test; its certificate and the sink's are what
+    the relay trusts (MAILHOST_RELAY_CA_FILE), as public CAs would be in production."""
+    server = PolicyServer(tmp_path, "mta-sts.remote.test").start()
+    bundle = tmp_path / "trusted.pem"
+    bundle.write_bytes(WORLD.cert.read_bytes() + server.cert.read_bytes())
+    settings.RELAY_CA_FILE = str(bundle)
+    settings.MTA_STS_FETCH_PORT = server.port
+    yield server
+    server.stop()
 
 
 @pytest.fixture
