@@ -17,7 +17,7 @@ from apps.imap import index_file, limits, query, responses
 from apps.imap.connection import Connection
 from apps.imap.session import Session
 from apps.mailserver.limits import ConnectionLimiter, is_loopback
-from apps.mailserver.listeners import ServerContext
+from apps.mailserver.listeners import ServerContext, handshake_first
 
 log = logging.getLogger(__name__)
 
@@ -42,15 +42,8 @@ class ImapListener:
     def handler(self, implicit_tls: bool):
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             conn = Connection(reader, writer, tls=False)
-            if implicit_tls:
-                # RFC 8314 §3.3: the handshake first. Done here rather than by the asyncio
-                # server, which drops a failed one without saying from whom.
-                try:
-                    await conn.start_tls(self.context.tls)
-                except (OSError, TimeoutError):
-                    conn.close()
-                    await conn.wait_closed()
-                    return
+            if implicit_tls and not await handshake_first(conn, self.context.tls):
+                return
             await self.serve(conn)
 
         return handle

@@ -11,6 +11,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 MX_LISTENER = "smtp"
 
@@ -64,3 +65,26 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     sock.listen(512)
     sock.setblocking(False)
     return sock
+
+
+class TlsConnection(Protocol):
+    """What `handshake_first` needs of a protocol's connection (IMAP's, POP3's)."""
+
+    async def start_tls(self, context: ssl.SSLContext) -> None: ...
+
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
+async def handshake_first(conn: TlsConnection, context: ssl.SSLContext) -> bool:
+    """RFC 8314 §3.3 implicit TLS: the handshake before anything else. Done by the session
+    rather than by the asyncio server, which drops a failed one without saying from whom
+    (the connection logs it). False, and the connection closed, when it failed."""
+    try:
+        await conn.start_tls(context)
+    except (OSError, TimeoutError):
+        conn.close()
+        await conn.wait_closed()
+        return False
+    return True

@@ -13,7 +13,7 @@ import socket
 from django.conf import settings
 
 from apps.mailserver.limits import ConnectionLimiter, is_loopback
-from apps.mailserver.listeners import ServerContext
+from apps.mailserver.listeners import ServerContext, handshake_first
 from apps.pop3 import replies
 from apps.pop3.connection import Connection
 from apps.pop3.session import Session
@@ -32,15 +32,8 @@ class Pop3Listener:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = Connection(reader, writer, tls=False)
-        if self.implicit_tls:
-            # RFC 8314 §3.3: the handshake first. Done here rather than by the asyncio
-            # server, which drops a failed one without saying from whom.
-            try:
-                await conn.start_tls(self.context.tls)
-            except (OSError, TimeoutError):
-                conn.close()
-                await conn.wait_closed()
-                return
+        if self.implicit_tls and not await handshake_first(conn, self.context.tls):
+            return
         ip = conn.peer_ip
         if self.context.stop.is_set():
             await self._refuse(conn, replies.SHUTTING_DOWN)
