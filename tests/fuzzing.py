@@ -3,6 +3,8 @@ valid command with bytes flipped, cut, repeated or spliced with junk, or plain n
 
 from __future__ import annotations
 
+import socket
+
 from hypothesis import strategies as st
 
 JUNK = [
@@ -45,3 +47,19 @@ def mutated(draw, valid: list[bytes], junk: list[bytes] = JUNK) -> bytes:
 def sessions(valid: list[bytes], most: int = 6):
     """A whole session's worth of mutated commands."""
     return st.lists(mutated(valid), min_size=1, max_size=most)
+
+
+def run_session(port: int, commands: list[bytes], goodbye: bytes) -> bytes:
+    """Send a whole session in one go, then `goodbye`, and read every reply until the
+    server closes (or a second passes without a byte: a command waiting for data or a
+    response line that never comes)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"".join(c + b"\r\n" for c in commands) + goodbye)
+        sock.settimeout(1)
+        received = b""
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except (TimeoutError, ConnectionError):
+            pass
+        return received

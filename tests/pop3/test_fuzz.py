@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzzing import sessions
+from tests.fuzzing import run_session, sessions
 from tests.leaks import leaked, tracebacks
 from tests.pop3.conftest import deliver, message
 from tests.servers import RunningServer
@@ -37,21 +37,6 @@ VALID = [
     b"QUIT",
 ]
 GOODBYE = b"QUIT\r\n"
-
-
-def run_session(port: int, commands: list[bytes]) -> bytes:
-    """Send the session in one go and read every reply until the server closes (or a
-    second passes without a byte: an AUTH waiting for a response line, say)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"".join(c + b"\r\n" for c in commands) + GOODBYE)
-        sock.settimeout(1)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionError):
-            pass
-        return received
 
 
 class Watcher:
@@ -97,7 +82,7 @@ def fuzz_target(transactional_db, live_personas, settings):
 @example(commands=[b"USER \x1b[2J\x00 x", b"PASS wrong"], logged_in=False)  # a cache key
 def test_mutated_sessions_never_break_the_server(fuzz_target, caplog, commands, logged_in):
     port, login, watcher = fuzz_target
-    received = run_session(port, [*login, *commands] if logged_in else commands)
+    received = run_session(port, [*login, *commands] if logged_in else commands, GOODBYE)
     assert received.startswith(b"+OK "), received
     assert not leaked(received), (commands, received)
     assert not tracebacks(caplog.records), (commands, caplog.text)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzzing import sessions
+from tests.fuzzing import run_session, sessions
 from tests.leaks import leaked, tracebacks
 from tests.servers import RunningServer
 
@@ -38,21 +38,6 @@ VALID = [
 ]
 # After the session: end a DATA that may be open, then leave.
 GOODBYE = b".\r\nQUIT\r\n"
-
-
-def run_session(port: int, commands: list[bytes]) -> bytes:
-    """Send the session in one go and read every reply until the server closes (or a
-    second passes without a byte: a BDAT or literal waiting for data we never send)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(b"".join(c + b"\r\n" for c in commands) + GOODBYE)
-        sock.settimeout(1)
-        received = b""
-        try:
-            while chunk := sock.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionError):
-            pass
-        return received
 
 
 class Watcher:
@@ -92,7 +77,7 @@ def fuzz_target(transactional_db, live_personas, settings):
 @example(commands=[b"STARTTLS", b"\x00\xff garbage"], greet=True)
 def test_mutated_sessions_never_break_the_server(fuzz_target, caplog, commands, greet):
     port, watcher = fuzz_target
-    received = run_session(port, [b"EHLO fuzz.test", *commands] if greet else commands)
+    received = run_session(port, [b"EHLO fuzz.test", *commands] if greet else commands, GOODBYE)
     assert received.startswith(b"220 "), received
     assert not leaked(received), (commands, received)
     assert not tracebacks(caplog.records), (commands, caplog.text)
