@@ -27,6 +27,7 @@ from apps.mailserver import certstore
 log = logging.getLogger(__name__)
 SELF_SIGNED_DAYS = 825  # the longest validity Apple clients accept for a TLS certificate
 
+
 def ensure_certificate(cert_file: Path, key_file: Path, hostname: str) -> bool:
     """Write a self-signed certificate for `hostname` unless both files exist.
     Returns True when it made one."""
