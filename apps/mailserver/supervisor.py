@@ -20,6 +20,7 @@ from django.conf import settings
 from apps.mailserver import executor, listeners, renewal, tls, tlsbuffers, worker
 from apps.mailserver.certificates import CertificateStore
 from apps.mailstore import events, inbound
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
 WEB = "web"
@@ -82,7 +83,7 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop.set)
         # Taken before the listeners open, so the mail this start accepts is not in it.
-        left_over = await asyncio.to_thread(inbound.left_over) if self.file_left_over else None
+        left_over = await in_thread(inbound.left_over) if self.file_left_over else None
         servers = await self._start_listeners(context)
         background = [asyncio.create_task(self._change_events())]
         if left_over is not None:
@@ -128,7 +129,7 @@ class Supervisor:
         """The start-up check (the worker repeats it periodically): a certificate missing or
         due is ordered now rather than at the next periodic run."""
         try:
-            outcome = await asyncio.to_thread(renewal.renew)
+            outcome = await in_thread(renewal.renew)
         except Exception:  # a bad certificate check must not take the mail server down
             log.exception("the start-up certificate check failed")
             return
@@ -139,7 +140,7 @@ class Supervisor:
         process: the worker takes seconds to start, and the sweep finds it only after
         30 s. New mail is not held up: the listeners are already serving."""
         try:
-            filed = await asyncio.to_thread(inbound.process, first_id, last_id)
+            filed = await in_thread(inbound.process, first_id, last_id)
         except Exception:  # the sweep files it later; the server must keep running
             log.exception("filing the mail accepted before start-up failed")
             return
