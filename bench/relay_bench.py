@@ -79,25 +79,11 @@ def prepare() -> int:
 
 
 def start_worker(concurrency: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mailhost",
-        "worker",
-        "--pool",
-        "threads",
-        "--concurrency",
-        str(concurrency),
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--queues",
-        QUEUE,
-    ]
+    from apps.mailserver.worker import worker_command
+
+    command = worker_command(
+        concurrency=concurrency, loglevel="WARNING", queues=[QUEUE], heartbeat=False
+    )
     return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ))
 
 
