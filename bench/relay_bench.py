@@ -25,7 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/relay_bench.py`): start again as the module, with the
+    # checkout importable (`apps`, `mailhost`, `tests`), as `python -m bench.relay_bench` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.relay_bench", *sys.argv[1:]])
 # 4 KB of text in 57-character lines (SMTP lines stop at 1,000 octets, RFC 5321 §4.5.3.1.6).
 BODY = "Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n" * 70
 DOMAIN = "sink.test"
