@@ -83,7 +83,7 @@ class Supervisor:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop.set)
         # Taken before the listeners open, so the mail this start accepts is not in it.
-        left_over = await in_thread(inbound.left_over) if self.file_left_over else None
+        left_over = await self._left_over() if self.file_left_over else None
         servers = await self._start_listeners(context)
         background = [asyncio.create_task(self._change_events())]
         if left_over is not None:
@@ -134,6 +134,13 @@ class Supervisor:
             log.exception("the start-up certificate check failed")
             return
         log.info("certificate check at start-up: %s", outcome)
+
+    async def _left_over(self) -> tuple[int, int] | None:
+        try:
+            return await in_thread(inbound.left_over)
+        except Exception:  # the database is down: the sweep will find them
+            log.exception("could not look for mail accepted before start-up")
+            return None
 
     async def _file_left_over(self, first_id: int, last_id: int) -> None:
         """Mail acknowledged before a crash and not yet filed is filed now, in this
