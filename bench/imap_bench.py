@@ -52,7 +52,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/imap_bench.py`): start again as the module, with the
+    # checkout importable (`apps`, `mailhost`, `tests`), as `python -m bench.imap_bench` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.imap_bench", *sys.argv[1:]])
 
 from bench.proctree import cpu_seconds  # noqa: E402
 

@@ -21,7 +21,11 @@ import tracemalloc
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/pop3_retr.py`): start again as the module, with the
+    # checkout importable (`apps`, `mailhost`, `tests`), as `python -m bench.pop3_retr` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.pop3_retr", *sys.argv[1:]])
 PASSWORD = "bench-password"
 LINE = b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tem\r\n"
 

@@ -30,7 +30,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/postfix_relay_reference.py`): start again as the module,
+    # with the checkout importable, as `python -m bench.postfix_relay_reference` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.postfix_relay_reference", *sys.argv[1:]])
 
 from apps.mailserver.tls import ensure_certificate  # noqa: E402
 from tests.relay.sink import Sink  # noqa: E402

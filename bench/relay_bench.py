@@ -37,7 +37,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/relay_bench.py`): start again as the module, with the
+    # checkout importable (`apps`, `mailhost`, `tests`), as `python -m bench.relay_bench` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.relay_bench", *sys.argv[1:]])
 
 from apps.mailserver.tls import ensure_certificate  # noqa: E402
 from bench.proctree import cpu_seconds  # noqa: E402
@@ -118,9 +122,9 @@ def start_server(env: dict, embedded_worker: bool) -> tuple[subprocess.Popen, in
 
 def start_worker(env: dict) -> subprocess.Popen:
     """A separate worker, as scaled out (the embedded default runs one itself)."""
-    command = [sys.executable, "-m", "celery", "-A", "mailhost", "worker", "--pool", "threads"]
-    command += ["--concurrency", "8", "--loglevel", "WARNING", "--without-gossip"]
-    command += ["--without-mingle", "--without-heartbeat"]
+    from apps.mailserver.worker import worker_command
+
+    command = worker_command(concurrency=8, loglevel="WARNING", heartbeat=False)
     return subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True)
 
 

@@ -25,7 +25,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __name__ == "__main__" and not __package__:
+    # Run as a file (`python bench/smtp_load.py`): start again as the module, with the
+    # checkout importable (`apps`, `mailhost`, `tests`), as `python -m bench.smtp_load` is.
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.getenv("PYTHONPATH")]))
+    os.execv(sys.executable, [sys.executable, "-m", "bench.smtp_load", *sys.argv[1:]])
 
 from bench.proctree import cpu_seconds  # noqa: E402
 from tests.dnsserver import ZoneServer  # noqa: E402  (a real DNS server on loopback)

@@ -4,13 +4,16 @@ kombu (5.7) creates a message file under its final name and only then writes it,
 worker polling at that moment takes the empty file, cannot decode it and stops
 (JSONDecodeError; bench/smtp_load.py hit it within seconds). Here a message is written
 under a name the reader skips, fsynced, then renamed into place: a reader sees all of it
-or nothing, and a published task survives a crash.
+or nothing, and a published task survives a crash. Its exchange table (kombu's
+"control folder") defaults to a folder among the messages rather than to `control` in
+whatever directory the process runs in (a test run once wrote one into the checkout).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from time import monotonic
 
 from kombu.transport import filesystem
@@ -28,6 +31,12 @@ class Channel(filesystem.Channel):
             file.flush()
             os.fsync(file.fileno())
         os.replace(partial, final)
+
+    @property
+    def control_folder(self) -> Path:
+        # Among the message files, which the reader tells apart by their ".<queue>.msg".
+        folder = self.transport_options.get("control_folder")
+        return Path(folder) if folder else Path(self.data_folder_in) / "control"
 
 
 class Transport(filesystem.Transport):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from apps.mailserver.worker import worker_command
 from tests.servers import RunningServer
 
 PASSWORD = "correct horse battery staple"
@@ -105,23 +105,7 @@ def celery_worker(django_db_setup, django_db_blocker):
     env.setdefault("MAILHOST_DNS_SERVERS", "127.0.0.1:9")
     env.setdefault("MAILHOST_ACME", "off")
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "mailhost",
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            "4",
-            "--loglevel",
-            "WARNING",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        worker_command(concurrency=4, loglevel="WARNING", heartbeat=False),
         cwd=ROOT,
         env=env,
     )

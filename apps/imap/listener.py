@@ -13,11 +13,12 @@ from collections import Counter
 
 from django.conf import settings
 
-from apps.imap import index_file, limits, query, responses
+from apps.imap import index_file, limits, responses
 from apps.imap.connection import Connection
 from apps.imap.session import Session
 from apps.mailserver.limits import ConnectionLimiter, is_loopback
 from apps.mailserver.listeners import ServerContext, handshake_first
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class ImapListener:
 
     async def _prune_index_files(self) -> None:
         try:
-            await query.run(index_file.prune)()
+            await in_thread(index_file.prune)
         except Exception:  # a cache: the server serves without it
             log.exception("could not prune IMAP index files")
 

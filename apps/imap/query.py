@@ -1,5 +1,5 @@
 """Read-only database work for IMAP sessions: plain synchronous functions, each run on a
-worker thread with `run` (apps.mailserver.executor.in_thread), never on the loop.
+worker thread with `mailhost.threads.in_thread`, never on the loop.
 
 Writes go through `apps.mailstore.services`. The hot paths (a folder's UID list, flags of
 a whole folder, changes since a modseq) use one raw SQL statement each, so a 100,000
@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache, wraps
 from typing import Any, ParamSpec, TypeVar, cast
 
 from django.db import connection
 
-from apps.mailserver.executor import in_thread
-from apps.mailstore import groupcommit, services
+from apps.mailstore import services
 from apps.mailstore.models import Expunged, Folder, Message
 
 P = ParamSpec("P")
@@ -34,29 +32,6 @@ _JSON_COLUMNS = frozenset({"envelope", "body"})
 _NULLS = ", ".join(["NULL"] * 6)  # where FLAG_COLUMNS are, in rows without them
 # UIDs per SQL statement when fetching by a list of UIDs.
 BATCH = 500
-
-
-@cache
-def run(fn: Callable[P, R]) -> Callable[P, Any]:
-    """`fn` as a coroutine function that runs on a thread of the shared pool (made once
-    per function: sessions call these on every command)."""
-    return in_thread(fn)
-
-
-def write(fn: Callable[P, R]) -> Callable[P, Any]:
-    """Like `run`, for store writes: through the process's group committer, so concurrent
-    sessions' changes share one transaction and one fsync (apps.mailstore.groupcommit)."""
-
-    return run(_grouped(fn))
-
-
-@cache
-def _grouped(fn: Callable[P, R]) -> Callable[P, R]:
-    @wraps(fn)
-    def grouped(*args: P.args, **kwargs: P.kwargs) -> R:
-        return groupcommit.run(lambda: fn(*args, **kwargs))
-
-    return grouped
 
 
 class FolderGone(Exception):

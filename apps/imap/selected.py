@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from apps.imap import query, recent, responses
 from apps.imap.seqset import SequenceSet
+from mailhost.threads import in_thread
 
 # Past this many expunges at once, rebuild the UID array instead of deleting one by one.
 _REBUILD_AFTER = 64
@@ -110,8 +111,8 @@ class SelectedMailbox:
     async def sync(self, *, expunge: bool, vanished: bool, condstore: bool) -> list[bytes]:
         """Responses that bring the client up to date; `expunge` False defers expunges,
         `vanished` uses VANISHED (RFC 7162 §3.2.10) instead of EXPUNGE."""
-        changes = await query.run(query.changes_since)(
-            self.folder_id, self.message_mark, self.expunge_mark
+        changes = await in_thread(
+            query.changes_since, self.folder_id, self.message_mark, self.expunge_mark
         )
         last = self.uids[-1] if self.uids else 0
         if self.keeps_recent and any(row[0] > last for row in changes.rows):
@@ -122,7 +123,7 @@ class SelectedMailbox:
         """Make the messages no session has claimed recent to this one: claimed when
         read-write, only looked at when read-only (RFC 3501 §6.3.2, see recent.py)."""
         take = query.unclaimed if self.readonly else recent.claim
-        self.recent.add(*await query.run(take)(self.folder_id))
+        self.recent.add(*await in_thread(take, self.folder_id))
 
     @property
     def recent_count(self) -> int:

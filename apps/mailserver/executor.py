@@ -1,39 +1,22 @@
 """The thread pool where listeners run their blocking work (database, DNS, fsync).
 
-Protocol sessions call `in_thread(fn)`, which runs on the loop's default executor; the
-supervisor installs this one. After each task it hands pooled PostgreSQL connections back
-to the pool: a worker thread would otherwise keep one checked out for its whole life, and
-a pool of N serves only N threads. SQLite connections stay open per thread (opening one
-costs more than it saves).
+Sessions call `mailhost.threads.in_thread(fn, ...)`, which runs on the loop's default
+executor; the supervisor installs this one. After each task it hands pooled PostgreSQL
+connections back to the pool: a worker thread would otherwise keep one checked out for its
+whole life, and a pool of N serves only N threads. SQLite connections stay open per
+thread (opening one costs more than it saves).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
 
 MAX_THREADS = 16
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def in_thread(fn: Callable[P, R]) -> Callable[P, Awaitable[R]]:
-    """`fn` as a coroutine function that runs it on the loop's executor, with the caller's
-    context variables (`asyncio.to_thread`). asgiref's `sync_to_async` does the same with
-    bookkeeping these calls never need, at a third more CPU per call (111 against 81 us
-    on the development VM), and sessions make such calls for every command."""
-
-    @wraps(fn)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
-    return call
 
 
 def _pooled_aliases() -> list[str]:

@@ -72,6 +72,7 @@ def _fork(supervisor: Supervisor) -> int:
             run_worker=False,
             announce=False,
             renew_certificates=False,
+            file_left_over=False,
             sockets=_own_sockets(supervisor),
         )
         asyncio.run(copy.run())

@@ -20,7 +20,8 @@ from django.conf import settings
 
 from apps.mailserver import executor, listeners, renewal, tls, tlsbuffers, worker
 from apps.mailserver.certificates import CertificateStore
-from apps.mailstore import events
+from apps.mailstore import events, inbound
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
 WEB = "web"
@@ -58,6 +59,8 @@ class Supervisor:
     announce: bool = True
     # The start-up certificate check: the first process only (processes.py).
     renew_certificates: bool = True
+    # Filing what a crash left accepted but unfiled: the first process only, too.
+    file_left_over: bool = True
     bound: dict[str, tuple[str, int]] = field(default_factory=dict)
     sockets: dict[str, socket.socket] = field(default_factory=dict)
     ready: asyncio.Event | None = None
@@ -95,8 +98,12 @@ class Supervisor:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.stop.set)
+        # Taken before the listeners open, so the mail this start accepts is not in it.
+        left_over = await self._left_over() if self.file_left_over else None
         servers = await self._start_listeners(context)
         background = [asyncio.create_task(self._change_events())]
+        if left_over is not None:
+            background.append(asyncio.create_task(self._file_left_over(*left_over)))
         background += self._start_web(context.tls)
         if self.renew_certificates:
             # After the web listener is up: the CA's HTTP-01 request must find it.
@@ -135,11 +142,30 @@ class Supervisor:
         """The start-up check (the worker repeats it periodically): a certificate missing or
         due is ordered now rather than at the next periodic run."""
         try:
-            outcome = await asyncio.to_thread(renewal.renew)
+            outcome = await in_thread(renewal.renew)
         except Exception:  # a bad certificate check must not take the mail server down
             log.exception("the start-up certificate check failed")
             return
         log.info("certificate check at start-up: %s", outcome)
+
+    async def _left_over(self) -> tuple[int, int] | None:
+        try:
+            return await in_thread(inbound.left_over)
+        except Exception:  # the database is down: the sweep will find them
+            log.exception("could not look for mail accepted before start-up")
+            return None
+
+    async def _file_left_over(self, first_id: int, last_id: int) -> None:
+        """Mail acknowledged before a crash and not yet filed is filed now, in this
+        process: the worker takes seconds to start, and the sweep finds it only after
+        30 s. New mail is not held up: the listeners are already serving."""
+        try:
+            filed = await in_thread(inbound.process, first_id, last_id)
+        except Exception:  # the sweep files it later; the server must keep running
+            log.exception("filing the mail accepted before start-up failed")
+            return
+        if filed:
+            log.info("filed %s messages accepted before start-up", filed)
 
     async def _change_events(self) -> None:
         if settings.REDIS_URL:

@@ -11,33 +11,34 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds; reset after a worker stays up a minute
 
 
-def worker_command() -> list[str]:
-    # -B runs the periodic sweeps (relay queue, blob clean-up) inside this one worker,
-    # which is right for a single machine; scaled out, beat runs once on its own.
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mailhost",
-        "worker",
-        "-B",
-        "--loglevel",
-        "INFO",
-        "--concurrency",
-        "8",  # threads: filing waits on fsync, not the CPU
-        "--pool",
-        "threads",
-        "--without-gossip",
-        "--without-mingle",
-        "--schedule",
-        os.path.join(os.environ.get("MAILHOST_DATA_DIR", "var"), "celerybeat"),
-    ]
+def worker_command(
+    *,
+    concurrency: int = 8,
+    loglevel: str = "INFO",
+    queues: Sequence[str] = (),
+    beat_schedule: str | os.PathLike[str] | None = None,
+    heartbeat: bool = True,
+) -> list[str]:
+    """The `celery worker` command line of every worker this project starts: the embedded
+    one, the tests' and the benchmarks'. With `beat_schedule` it also runs the periodic
+    sweeps (beat), keeping their last runs in that file: right for a single machine;
+    scaled out, beat runs once on its own. `queues` limits it to those (a test's own)."""
+    command = [sys.executable, "-m", "celery", "-A", "mailhost", "worker"]
+    command += ["--pool", "threads", "--concurrency", str(concurrency)]  # filing waits on fsync
+    command += ["--loglevel", loglevel, "--without-gossip", "--without-mingle"]
+    if not heartbeat:
+        command.append("--without-heartbeat")
+    if queues:
+        command += ["--queues", ",".join(queues)]
+    if beat_schedule is not None:
+        command += ["--beat", "--schedule", str(beat_schedule)]
+    return command
 
 
 class WorkerProcess:
@@ -48,7 +49,9 @@ class WorkerProcess:
         failures = 0
         while not stop.is_set():
             started = asyncio.get_running_loop().time()
-            self.process = await asyncio.create_subprocess_exec(*worker_command())
+            schedule = os.path.join(os.environ.get("MAILHOST_DATA_DIR", "var"), "celerybeat")
+            command = worker_command(beat_schedule=schedule)
+            self.process = await asyncio.create_subprocess_exec(*command)
             print(f"worker: celery started (pid {self.process.pid})", flush=True)
             waiter = asyncio.create_task(self.process.wait())
             stopper = asyncio.create_task(stop.wait())

@@ -22,6 +22,8 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from mailhost.threads import in_thread
+
 log = logging.getLogger(__name__)
 
 REDIS_CHANNEL = "mailhost:changes"
@@ -130,8 +132,7 @@ async def run_database_poller(stop: asyncio.Event) -> None:
     while not stop.is_set():
         try:
             current = {
-                fid: (uid, state)
-                for fid, uid, state in await asyncio.to_thread(_poll_recent_folders)
+                fid: (uid, state) for fid, uid, state in await in_thread(_poll_recent_folders)
             }
             if seen is not None:  # the first poll only learns the starting point
                 for folder_id, (user_id, state) in current.items():

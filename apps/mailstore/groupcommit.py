@@ -12,10 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from django.db import close_old_connections, transaction
 
+P = ParamSpec("P")
+R = TypeVar("R")
 MAX_BATCH = 128  # units per transaction: bounds how long the write lock is held
 _inside = threading.local()
 
@@ -99,3 +101,9 @@ committer = GroupCommitter()
 def run(work: Callable[[], Any], isolated: bool = True) -> Any:
     """Run store writes through this process's group committer."""
     return committer.run(work, isolated)
+
+
+def call(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """`fn(*args, **kwargs)` (store writes) through this process's group committer; for a
+    session, `await in_thread(groupcommit.call, services.store_flags, ...)`."""
+    return committer.run(lambda: fn(*args, **kwargs))

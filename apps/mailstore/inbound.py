@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from django.db import connection, transaction
+from django.db.models import Max, Min
 from django.utils import timezone
 
 from apps.mailstore import fulltext, groupcommit, plainsql, services
@@ -225,6 +226,21 @@ def _file(incoming: Incoming, message: services.NewMessage) -> int:
         if not user_ids:  # (deliver stored it)
             message.store_blob()  # the relay's rows name the blob: durable with them
     return 1
+
+
+def left_over() -> tuple[int, int] | None:
+    """The first and last Incoming ids waiting now, if any: at start-up, before the
+    listeners open, what a crash left between the 250 and the filing (no task published
+    yet, or one the killed worker had taken). `process` them at once rather than at the
+    sweep.
+
+    Another node (or its worker) may be filing some of these rows at the same moment;
+    the claim in `_file` (the row deleted in the filing transaction: a row is deleted by
+    one transaction only) lets exactly one of them file each message."""
+    span = Incoming.objects.aggregate(first=Min("pk"), last=Max("pk"))
+    if span["last"] is None:
+        return None
+    return span["first"], span["last"]
 
 
 def overdue(now=None) -> list[int]:

@@ -14,7 +14,7 @@ from apps.accounts import services as accounts
 from apps.pop3 import replies
 from apps.pop3.connection import LineTooLong
 from apps.pop3.parser import Command, CommandError, decode_sasl_plain
-from apps.pop3.sync import in_thread
+from mailhost.threads import in_thread
 
 if TYPE_CHECKING:
     from apps.pop3.session import Session
@@ -120,7 +120,7 @@ async def _sasl_response(session: Session) -> str | None:
 
 async def login(session: Session, address: str, password: str) -> None:
     """Check the password with the shared throttle, then open the maildrop."""
-    result = await in_thread(accounts.login)(address, password, session.conn.peer_ip)
+    result = await in_thread(accounts.login, address, password, session.conn.peer_ip)
     if result.blocked:
         await session.conn.send(replies.THROTTLED)
         return

@@ -20,7 +20,7 @@ from apps.pop3 import authorization, locks, replies, transaction
 from apps.pop3.connection import Connection, LineTooLong
 from apps.pop3.maildrop import Maildrop, load_maildrop
 from apps.pop3.parser import Command, CommandError, parse_command
-from apps.pop3.sync import in_thread
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +114,14 @@ class Session:
 
     async def open_maildrop(self, user_id: int) -> None:
         """After a good login: take the lock (RFC 1939 §4), load INBOX, enter TRANSACTION."""
-        if not await in_thread(locks.acquire)(user_id, self.holder):
+        if not await in_thread(locks.acquire, user_id, self.holder):
             await self.conn.send(replies.IN_USE)
             return
         try:
-            maildrop = await in_thread(load_maildrop)(user_id)
+            maildrop = await in_thread(load_maildrop, user_id)
         except Exception:
             log.exception("POP3 could not load the maildrop of user %s", user_id)
-            await in_thread(locks.release)(user_id, self.holder)
+            await in_thread(locks.release, user_id, self.holder)
             await self.conn.send(replies.STORE_UNAVAILABLE)
             return
         self.user_id, self.maildrop = user_id, maildrop
@@ -133,7 +133,7 @@ class Session:
         while not self.lock_lost:
             await asyncio.sleep(locks.REFRESH_EVERY.total_seconds())
             try:
-                self.lock_lost = not await in_thread(locks.refresh)(user_id, self.holder)
+                self.lock_lost = not await in_thread(locks.refresh, user_id, self.holder)
             except Exception:  # a database hiccup; the next refresh may work
                 log.warning("POP3 could not refresh a maildrop lock", exc_info=True)
 
@@ -155,11 +155,11 @@ class Session:
         assert self.maildrop is not None and self.user_id is not None
         uids = self.maildrop.deleted_uids()
         if uids:
-            if self.lock_lost or not await in_thread(locks.refresh)(self.user_id, self.holder):
+            if self.lock_lost or not await in_thread(locks.refresh, self.user_id, self.holder):
                 return replies.LOCK_LOST
             try:
-                await in_thread(services.delete_messages)(
-                    self.user_id, self.maildrop.folder_id, uids
+                await in_thread(
+                    services.delete_messages, self.user_id, self.maildrop.folder_id, uids
                 )
             except Exception:
                 log.exception("POP3 could not remove messages of user %s", self.user_id)
@@ -179,7 +179,7 @@ class Session:
             return
         self.lock_released = True
         try:
-            await asyncio.shield(in_thread(locks.release)(self.user_id, self.holder))
+            await asyncio.shield(in_thread(locks.release, self.user_id, self.holder))
         except Exception:  # it goes stale and is taken over
             log.warning("POP3 could not release a maildrop lock", exc_info=True)
 

@@ -7,7 +7,6 @@ memory whole.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -16,6 +15,7 @@ from apps.pop3 import replies
 from apps.pop3.maildrop import Entry, Maildrop
 from apps.pop3.parser import Command
 from apps.pop3.transfer import MessageEncoder
+from mailhost.threads import in_thread
 
 if TYPE_CHECKING:
     from apps.pop3.session import Session
@@ -91,14 +91,14 @@ async def top(session: Session, command: Command) -> None:
 
 async def _stream(session: Session, entry: Entry, first: str, encoder: MessageEncoder) -> None:
     try:
-        blob = await asyncio.to_thread(_open_blob, entry.blob_key)
+        blob = await in_thread(_open_blob, entry.blob_key)
     except FileNotFoundError:  # expunged elsewhere and collected since login
         await session.conn.send(replies.MESSAGE_GONE)
         return
     try:
         await session.conn.send(first)
         while not encoder.done:
-            chunk = await asyncio.to_thread(blob.read, READ_CHUNK)
+            chunk = await in_thread(blob.read, READ_CHUNK)
             if not chunk:
                 break
             await session.conn.send_bytes(encoder.feed(chunk))

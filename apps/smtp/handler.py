@@ -24,13 +24,9 @@ from apps.smtp.authcheck import check_inbound
 from apps.smtp.data import Spool
 from apps.smtp.params import MailFrom, RcptTo
 from mailhost.sqlite import loopreader
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
-
-
-def in_thread(fn, *args, **kwargs):
-    """Run blocking work (database, DNS, hashing, fsync) off the event loop."""
-    return asyncio.to_thread(fn, *args, **kwargs)
 
 
 class MailHandler:

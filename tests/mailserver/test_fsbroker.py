@@ -1,6 +1,6 @@
 """The embedded broker (mailhost.fsbroker) never shows a worker a message file before the
 file is whole, delivers every message while several publishers write and a worker polls,
-and leaves no partial files behind.
+and leaves no partial files behind, nor any file outside its folders.
 
 kombu's own transport creates the file under the name a worker takes, then writes it; a
 worker that came at that moment read it empty and died (seen under bench/smtp_load.py).
@@ -14,6 +14,8 @@ from kombu import Connection, Exchange, Queue
 
 import mailhost.fsbroker
 
+# Each test has a queue and exchange of its own: kombu remembers bindings per process, and
+# each test keeps its exchange table in a folder of its own.
 PUBLISHERS = 4
 PER_PUBLISHER = 100
 
@@ -39,13 +41,33 @@ def test_no_message_file_is_visible_to_a_worker_until_it_is_whole(tmp_path, monk
     assert len(list(tmp_path.glob("*.tasks.msg"))) == 1  # and then the whole file
 
 
+def test_it_keeps_its_exchange_table_among_the_messages_not_in_the_working_directory(
+    tmp_path, monkeypatch
+):
+    # kombu's default is "control" in the working directory: run from the checkout, a
+    # test once left control/tasks.exchange there.
+    monkeypatch.chdir(tmp_path)
+    data = tmp_path / "queue"
+    data.mkdir()
+    options = {"data_folder_in": str(data), "data_folder_out": str(data)}
+    with Connection(
+        "filesystem://", transport="mailhost.fsbroker:Transport", transport_options=options
+    ) as conn:
+        simple = conn.SimpleQueue("bindings")
+        simple.put({"n": 1})
+        assert simple.get(timeout=10).payload == {"n": 1}
+        simple.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["queue"]
+    assert (data / "control" / "bindings.exchange").exists()
+
+
 def test_messages_published_while_a_worker_polls_arrive_whole(tmp_path):
     options = {
         "data_folder_in": str(tmp_path),
         "data_folder_out": str(tmp_path),
         "polling_interval": 0,
     }
-    queue = Queue("tasks", Exchange("tasks"), routing_key="tasks")
+    queue = Queue("polled", Exchange("polled"), routing_key="polled")
     url, transport = "filesystem://", "mailhost.fsbroker:Transport"
 
     def publish(publisher: int) -> None:
@@ -54,7 +76,7 @@ def test_messages_published_while_a_worker_polls_arrive_whole(tmp_path):
             for n in range(PER_PUBLISHER):
                 body = {"publisher": publisher, "n": n, "padding": "x" * 20_000}
                 producer.publish(
-                    body, exchange=queue.exchange, routing_key="tasks", declare=[queue]
+                    body, exchange=queue.exchange, routing_key="polled", declare=[queue]
                 )
 
     received: list[dict] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from apps.mailserver.worker import worker_command
 from apps.relay.models import QueuedMessage
 from tests.conftest import ROOT
 from tests.mailclient import raw_message
@@ -33,27 +33,9 @@ def start_worker(environment: dict[str, str], schedule: Path | None = None) -> s
     schedule file it also runs beat, which sends the sweep every second."""
     from django.db import connection
 
-    command = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "mailhost",
-        "worker",
-        "--pool",
-        "threads",
-        "--concurrency",
-        "4",
-        "--loglevel",
-        "WARNING",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-        "--queues",
-        QUEUE,
-    ]
-    if schedule is not None:
-        command += ["--beat", "--schedule", str(schedule)]
+    command = worker_command(
+        concurrency=4, loglevel="WARNING", queues=[QUEUE], beat_schedule=schedule, heartbeat=False
+    )
     env = {**os.environ, **environment, "MAILHOST_DB_NAME": str(connection.settings_dict["NAME"])}
     return subprocess.Popen(command, cwd=ROOT, env=env)
 

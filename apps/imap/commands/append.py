@@ -7,10 +7,11 @@ written in one transaction, so a MULTIAPPEND lands whole or not at all.
 
 from __future__ import annotations
 
-from apps.imap import query, responses
+from apps.imap import responses
 from apps.imap.parser import Append, Command
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import groupcommit, services
+from mailhost.threads import in_thread
 
 
 async def append(session: Session, command: Command) -> Reply:
@@ -25,7 +26,7 @@ async def append(session: Session, command: Command) -> Reply:
         if len(message.data) > session.limits.max_literal:
             raise CommandError("Message too big", "TOOBIG")  # RFC 7889 §4
     try:
-        uidvalidity, uids = await query.run(_store)(session.user, args)
+        uidvalidity, uids = await in_thread(_store, session.user, args)
     except services.FolderNotFound:
         # RFC 9051 §6.3.12: TRYCREATE tells the client CREATE would help. (The blob just
         # written is collected later: checking first cost every APPEND a query.)

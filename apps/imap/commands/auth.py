@@ -12,10 +12,11 @@ import binascii
 import logging
 
 from apps.accounts import services as accounts
-from apps.imap import query, responses
+from apps.imap import responses
 from apps.imap.parser import Authenticate, Command, Login
 from apps.imap.reader import LineTooLong, read_line
 from apps.imap.session import CommandError, Reply, Session
+from mailhost.threads import in_thread
 
 log = logging.getLogger(__name__)
 # RFC 4616: the one mechanism offered; the password travels inside TLS.
@@ -87,7 +88,7 @@ async def _sasl_response(session: Session) -> bytes:
 async def authenticate_user(session: Session, address: str, password: str) -> Reply:
     if not session.login_allowed:
         raise CommandError("Login needs TLS first (use STARTTLS or port 993)", "PRIVACYREQUIRED")
-    result = await query.run(accounts.login)(address, password, session.conn.peer_ip)
+    result = await in_thread(accounts.login, address, password, session.conn.peer_ip)
     if result.blocked:
         raise CommandError("Too many failed logins; try again later", "UNAVAILABLE")
     if result.user is None:

@@ -6,10 +6,11 @@ messages enter or leave Junk.
 
 from __future__ import annotations
 
-from apps.imap import query, responses
+from apps.imap import responses
 from apps.imap.parser import Command, Copy, Move
 from apps.imap.session import CommandError, Reply, Session
-from apps.mailstore import services, uidsets
+from apps.mailstore import groupcommit, services, uidsets
+from mailhost.threads import in_thread
 
 
 async def copy(session: Session, command: Command) -> Reply:
@@ -22,7 +23,9 @@ async def copy(session: Session, command: Command) -> Reply:
         raise CommandError("Mailbox is read-only", "READ-ONLY")
     pairs = selected.resolve(args.sequence_set, uid=args.uid, saved=session.saved)
     try:
-        uidvalidity, sources, copies = await query.write(services.file_messages)(
+        uidvalidity, sources, copies = await in_thread(
+            groupcommit.call,
+            services.file_messages,
             session.user.pk,
             selected.folder_id,
             uidsets.to_ranges(u for _, u in pairs),

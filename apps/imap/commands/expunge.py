@@ -3,10 +3,11 @@ UNSELECT (RFC 3691) and CHECK. RFC 9051 §6.4.1 - §6.4.3."""
 
 from __future__ import annotations
 
-from apps.imap import index, query
+from apps.imap import index
 from apps.imap.parser import Command, Expunge
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import groupcommit, services, uidsets
+from mailhost.threads import in_thread
 
 
 async def expunge(session: Session, command: Command) -> Reply:
@@ -23,7 +24,7 @@ async def expunge(session: Session, command: Command) -> Reply:
         pairs = selected.resolve(args.sequence_set, uid=True, saved=session.saved)
         uids = [uid for _, uid in pairs]
         ranges = uidsets.to_ranges(uids)
-    await query.run(_expunge_if_deleted)(session.user.pk, selected.folder_id, uids, ranges)
+    await in_thread(_expunge_if_deleted, session.user.pk, selected.folder_id, uids, ranges)
     await session.sync(expunge=True, force=True)
     return Reply()
 
@@ -33,7 +34,7 @@ async def close(session: Session, command: Command) -> Reply:
     selected = session.selected
     assert selected is not None and session.user is not None
     if not selected.readonly:
-        await query.run(_expunge_if_deleted)(session.user.pk, selected.folder_id, None, None)
+        await in_thread(_expunge_if_deleted, session.user.pk, selected.folder_id, None, None)
     session.select(None)
     return Reply()
 

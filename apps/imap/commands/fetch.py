@@ -34,9 +34,10 @@ from apps.imap.render import (
     slice_partial,
 )
 from apps.imap.session import CommandError, Reply, Session
-from apps.mailstore import services, uidsets
+from apps.mailstore import groupcommit, services, uidsets
 from apps.mailstore.blobs import CHUNK, blob_store
 from apps.mailstore.mime import UnknownTransferEncoding
+from mailhost.threads import in_thread
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
@@ -134,7 +135,7 @@ def _sets_seen(item: FetchItem) -> bool:
 async def _vanished(session: Session, selected: SelectedMailbox, args: Fetch) -> None:
     """RFC 7162 §3.2.6: VANISHED (EARLIER) for UIDs in the set expunged after CHANGEDSINCE."""
     assert args.changed_since is not None
-    gone = await query.run(query.expunged_since)(selected.folder_id, args.changed_since)
+    gone = await in_thread(query.expunged_since, selected.folder_id, args.changed_since)
     largest = max(selected.uids[-1] if selected.uids else 0, gone[-1] if gone else 0)
     gone = [u for u in gone if args.sequence_set.contains(u, largest)] if gone else []
     if gone:
@@ -152,10 +153,16 @@ async def _mark_seen(
         return set()
     assert session.user is not None
     uids = [uid for _, uid in pairs]
-    if not await query.run(index.would_change)(selected.folder_id, uids, "add", ["\\Seen"]):
+    if not await in_thread(index.would_change, selected.folder_id, uids, "add", ["\\Seen"]):
         return set()
-    result = await query.write(services.store_flags)(
-        session.user.pk, selected.folder_id, uidsets.to_ranges(uids), "add", ["\\Seen"]
+    result = await in_thread(
+        groupcommit.call,
+        services.store_flags,
+        session.user.pk,
+        selected.folder_id,
+        uidsets.to_ranges(uids),
+        "add",
+        ["\\Seen"],
     )
     for uid, modseq, _ in result.changed:
         selected.note_sent(uid, modseq)
@@ -166,7 +173,7 @@ async def _changed_pairs(
     session: Session, selected: SelectedMailbox, args: Fetch, modseq: int
 ) -> list[tuple[int, int]]:
     """RFC 7162 §3.1.4.1: the messages of the set whose modseq is above CHANGEDSINCE."""
-    rows = await query.run(query.changed_rows)(selected.folder_id, modseq)
+    rows = await in_thread(query.changed_rows, selected.folder_id, modseq)
     return selected.resolve_among(
         args.sequence_set, (row[0] for row in rows), uid=args.uid, saved=session.saved
     )
@@ -176,7 +183,7 @@ async def _changed_since(
     selected: SelectedMailbox, pairs: list[tuple[int, int]], modseq: int
 ) -> list[tuple[int, int]]:
     """RFC 7162 §3.1.4.1: only messages whose modseq is above CHANGEDSINCE."""
-    rows = await query.run(query.changed_rows)(selected.folder_id, modseq)
+    rows = await in_thread(query.changed_rows, selected.folder_id, modseq)
     changed = {row[0] for row in rows}
     return [(seq, uid) for seq, uid in pairs if uid in changed]
 
@@ -194,7 +201,7 @@ async def _fetch_flags(
     names = [i.name for i in items if isinstance(i, FetchAttr)]
     for start in range(0, len(pairs), FLAG_BATCH):
         chunk = pairs[start : start + FLAG_BATCH]
-        lines = await query.run(index.flag_lines)(selected.folder_id, chunk, names, selected.recent)
+        lines = await in_thread(index.flag_lines, selected.folder_id, chunk, names, selected.recent)
         session.write(lines)
         await session.flush()
 
@@ -214,7 +221,8 @@ async def _fetch_messages(
     for start in range(0, len(pairs), size):
         chunk = pairs[start : start + size]
         try:
-            pieces = await query.run(render_batch)(
+            pieces = await in_thread(
+                render_batch,
                 selected.folder_id,
                 chunk,
                 items,
@@ -238,7 +246,7 @@ async def _write(session: Session, pieces: list[Piece]) -> None:
         end = piece.start + piece.length
         while offset < end:
             step = min(CHUNK, end - offset)
-            data = await query.run(_read_range)(piece.key, offset, step)
+            data = await in_thread(_read_range, piece.key, offset, step)
             if not data:
                 raise ConnectionError("blob shorter than its row says")
             session.write(data.replace(b"\x00", b"\x80"))  # as render.imap_literal does

@@ -18,6 +18,7 @@ from apps.imap.commands.mailbox import status_line
 from apps.imap.parser import Command, List, Lsub
 from apps.imap.session import Reply, Session
 from apps.mailstore import services
+from mailhost.threads import in_thread
 
 DELIMITER = "/"
 
@@ -117,7 +118,7 @@ async def list_(session: Session, command: Command) -> Reply:
         session.untagged('LIST (\\Noselect) "/" ""')
         return Reply()
     assert session.user is not None
-    folders, names = await query.run(query.mailbox_tree)(session.user.pk)
+    folders, names = await in_thread(query.mailbox_tree, session.user.pk)
     entries = tree(folders, names)
     patterns = [pattern_regex(args.reference, p) for p in args.patterns]
     subscribed = Subscribed.of(names, lambda name: any(p.fullmatch(name) for p in patterns))
@@ -185,7 +186,7 @@ async def lsub(session: Session, command: Command) -> Reply:
     assert session.user is not None
     if args.pattern is None:
         return Reply()
-    folders, names = await query.run(query.mailbox_tree)(session.user.pk)
+    folders, names = await in_thread(query.mailbox_tree, session.user.pk)
     entries = tree(folders, names)
     pattern = pattern_regex(args.reference, args.pattern)
     subscribed = Subscribed.of(names, pattern.fullmatch)

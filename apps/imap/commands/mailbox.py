@@ -20,8 +20,9 @@ from apps.imap.parser import (
 )
 from apps.imap.selected import SelectedMailbox
 from apps.imap.session import CommandError, Reply, Session
-from apps.mailstore import services
+from apps.mailstore import groupcommit, services
 from apps.mailstore.models import Folder
+from mailhost.threads import in_thread
 
 # RFC 6154 §2: the attributes CREATE ... USE may set.
 KNOWN_USES = frozenset(str(choice) for choice in Folder.SpecialUse.values if choice)
@@ -46,7 +47,7 @@ async def select(session: Session, command: Command) -> Reply:
         session.select(None)
         session.untagged("OK [CLOSED] Previous mailbox closed")  # RFC 7162 §3.2.11
     try:
-        snapshot = await query.run(index.open_folder)(_user(session).pk, args.mailbox)
+        snapshot = await in_thread(index.open_folder, _user(session).pk, args.mailbox)
     except services.FolderNotFound:
         raise CommandError("No such mailbox", "NONEXISTENT") from None
     if args.condstore:
@@ -98,13 +99,13 @@ async def _qresync(session: Session, mailbox: SelectedMailbox, params: QResync) 
     """RFC 7162 §3.2.5.2: VANISHED (EARLIER) for what went since the client's modseq, then
     FETCH (UID FLAGS MODSEQ) for what changed, within the client's known UIDs."""
     known = params.known_uids
-    gone = await query.run(query.expunged_since)(mailbox.folder_id, params.modseq)
+    gone = await in_thread(query.expunged_since, mailbox.folder_id, params.modseq)
     largest = mailbox.uids[-1] if mailbox.uids else 0
     if known is not None:
         gone = [u for u in gone if known.contains(u, largest)]
     if gone:
         session.untagged(f"VANISHED (EARLIER) {responses.uid_set(gone)}")
-    changed = await query.run(query.changed_rows)(mailbox.folder_id, params.modseq)
+    changed = await in_thread(query.changed_rows, mailbox.folder_id, params.modseq)
     for row in changed:
         uid = row[0]
         if known is not None and not known.contains(uid, largest):
@@ -128,8 +129,12 @@ async def create(session: Session, command: Command) -> Reply:
     if name.upper() == "INBOX":
         raise CommandError("INBOX always exists", "ALREADYEXISTS")
     try:
-        await query.write(services.create_folder)(
-            _user(session), name, args.special_use[0] if args.special_use else ""
+        await in_thread(
+            groupcommit.call,
+            services.create_folder,
+            _user(session),
+            name,
+            args.special_use[0] if args.special_use else "",
         )
     except services.FolderExists:
         raise CommandError("Mailbox already exists", "ALREADYEXISTS") from None
@@ -143,11 +148,11 @@ async def delete(session: Session, command: Command) -> Reply:
     if args.mailbox == "INBOX":
         raise CommandError("INBOX cannot be deleted", "CANNOT")
     try:
-        folder_id = await query.run(query.folder_id_of)(_user(session).pk, args.mailbox)
+        folder_id = await in_thread(query.folder_id_of, _user(session).pk, args.mailbox)
         if session.selected is not None and session.selected.folder_id == folder_id:
             session.select(None)
             session.untagged("OK [CLOSED] Deleted mailbox was selected")
-        await query.write(services.delete_folder)(_user(session), args.mailbox)
+        await in_thread(groupcommit.call, services.delete_folder, _user(session), args.mailbox)
     except services.FolderNotFound:
         raise CommandError("No such mailbox", "NONEXISTENT") from None
     return Reply()
@@ -161,7 +166,7 @@ async def rename(session: Session, command: Command) -> Reply:
     if new.upper() == "INBOX":
         raise CommandError("INBOX already exists", "ALREADYEXISTS")
     try:
-        await query.write(services.rename_folder)(_user(session), args.mailbox, new)
+        await in_thread(groupcommit.call, services.rename_folder, _user(session), args.mailbox, new)
     except services.FolderNotFound:
         raise CommandError("No such mailbox", "NONEXISTENT") from None
     except services.FolderExists:
@@ -175,8 +180,12 @@ async def subscribe(session: Session, command: Command) -> Reply:
     the name already was, or was not, subscribed."""
     args = command.args
     assert isinstance(args, Subscribe | Unsubscribe)
-    await query.write(services.set_subscribed)(
-        _user(session), args.mailbox, isinstance(args, Subscribe)
+    await in_thread(
+        groupcommit.call,
+        services.set_subscribed,
+        _user(session),
+        args.mailbox,
+        isinstance(args, Subscribe),
     )
     return Reply()
 
@@ -199,8 +208,8 @@ async def status(session: Session, command: Command) -> Reply:
 async def status_line(session: Session, name: str, items: tuple[str, ...]) -> bytes:
     """One "* STATUS name (...)" response."""
     sizes = "SIZE" in items or "DELETED-STORAGE" in items
-    found = await query.run(services.folder_status)(
-        _user(session).pk, name, sizes, "RECENT" in items
+    found = await in_thread(
+        services.folder_status, _user(session).pk, name, sizes, "RECENT" in items
     )
     if "HIGHESTMODSEQ" in items:
         session.enable_condstore()  # RFC 7162 §3.1: a CONDSTORE-enabling command

@@ -10,13 +10,14 @@ from apps.imap import query, responses
 from apps.imap.parser import Command, GetQuota, GetQuotaRoot
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import services
+from mailhost.threads import in_thread
 
 ROOT = ""
 
 
 async def _quota_line(session: Session) -> str | None:
     assert session.user is not None
-    usage = await query.run(services.usage)(session.user.pk)
+    usage = await in_thread(services.usage, session.user.pk)
     if not usage.quota_bytes:
         return None
     used_kb = (usage.used_bytes + 1023) // 1024
@@ -28,7 +29,7 @@ async def getquotaroot(session: Session, command: Command) -> Reply:
     args = command.args
     assert isinstance(args, GetQuotaRoot) and session.user is not None
     try:
-        await query.run(query.folder_id_of)(session.user.pk, args.mailbox)
+        await in_thread(query.folder_id_of, session.user.pk, args.mailbox)
     except services.FolderNotFound:
         raise CommandError("No such mailbox", "NONEXISTENT") from None
     line = await _quota_line(session)

@@ -14,6 +14,7 @@ from apps.imap import query, responses
 from apps.imap.parse_search import SearchAnd, SearchKey, SearchModSeq, SearchNot, SearchOr
 from apps.imap.parser import Command, Search, Sort, Thread
 from apps.imap.session import CommandError, Reply, Session
+from mailhost.threads import in_thread
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
@@ -52,7 +53,7 @@ async def search(session: Session, command: Command) -> Reply:
         session.enable_condstore()
     options = args.return_options
     try:
-        uids = await query.run(engine.run_search)(selected.folder_id, args.key, **context)
+        uids = await in_thread(engine.run_search, selected.folder_id, args.key, **context)
     except Exception:
         if options and "SAVE" in options:
             session.saved = []  # RFC 5182 §2.1: a failed SEARCH ... SAVE empties "$"
@@ -122,7 +123,7 @@ def _esearch(
 async def _highest_modseq(selected: SelectedMailbox, uids: list[int]) -> int | None:
     if not uids:
         return None
-    found = await query.run(query.flags_of)(selected.folder_id, uids)
+    found = await in_thread(query.flags_of, selected.folder_id, uids)
     return max((row[0] for row in found.values()), default=None)
 
 
@@ -137,7 +138,7 @@ async def sort(session: Session, command: Command) -> Reply:
     modseq = _uses_modseq(args.key)
     if modseq:
         session.enable_condstore()
-    uids = await query.run(engine.run_sort)(selected.folder_id, args.criteria, args.key, **context)
+    uids = await in_thread(engine.run_sort, selected.folder_id, args.criteria, args.key, **context)
     numbers = uids if args.uid else [selected.seq_of(u) or 0 for u in uids]
     returned = _returned(args.return_options, sorted(uids))
     highest = await _highest_modseq(selected, returned) if modseq else None
@@ -167,8 +168,8 @@ async def thread(session: Session, command: Command) -> Reply:
     if args.algorithm not in THREAD_ALGORITHMS:
         raise CommandError("Unsupported threading algorithm", status="BAD")
     selected, context = _context(session)
-    threads = await query.run(engine.run_thread)(
-        selected.folder_id, args.algorithm, args.key, **context
+    threads = await in_thread(
+        engine.run_thread, selected.folder_id, args.algorithm, args.key, **context
     )
     numbering = None if args.uid else selected.seq_of
     lists = engine.render_threads(threads, numbering)  # RFC 5256 §4: "THREAD" [SP 1*thread-list]

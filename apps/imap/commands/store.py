@@ -12,6 +12,7 @@ from apps.imap import index, query, responses
 from apps.imap.parser import Command, Store
 from apps.imap.session import CommandError, Reply, Session
 from apps.mailstore import groupcommit, services, uidsets
+from mailhost.threads import in_thread
 
 if TYPE_CHECKING:
     from apps.imap.selected import SelectedMailbox
@@ -30,8 +31,14 @@ async def store(session: Session, command: Command) -> Reply:
     flags = [f for f in args.flags if f != "\\Recent"]  # RFC 9051 §2.3.2: not settable
     _announce_keywords(session, selected, flags)
     uids = [uid for _, uid in pairs]
-    result = await query.run(_store_if_changing)(
-        session.user.pk, selected.folder_id, uids, args.mode, flags, args.unchanged_since
+    result = await in_thread(
+        _store_if_changing,
+        session.user.pk,
+        selected.folder_id,
+        uids,
+        args.mode,
+        flags,
+        args.unchanged_since,
     )
     changed = {uid: (modseq, flag_list) for uid, modseq, flag_list in result.changed}
     for uid, (modseq, _) in changed.items():
@@ -92,7 +99,7 @@ async def _respond(
     current: dict = {}
     if not args.silent:
         rest = [uid for _, uid in pairs if uid not in changed and uid not in conflicts]
-        current = await query.run(query.flags_of)(selected.folder_id, rest)
+        current = await in_thread(query.flags_of, selected.folder_id, rest)
     for seq, uid in pairs:
         if uid in changed:
             modseq, flag_list = changed[uid]
