@@ -37,9 +37,12 @@ class RcptTo:
     orcpt: str | None = None
 
 
-def decode_xtext(value: str) -> str:
-    """RFC 3461 §4: "+HH" escapes an octet."""
-    raw = _XTEXT.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("utf-8"))
+def decode_xtext(value: str, name: str) -> str:
+    """RFC 3461 §4: "+HH" escapes an octet; every other character is printable US-ASCII
+    ("!" to "~"), so anything else makes the parameter `name` invalid."""
+    if not (value.isascii() and value.isprintable()) or " " in value:
+        raise ParamError(f"parameter:{name}")
+    raw = _XTEXT.sub(lambda m: bytes([int(m.group(1), 16)]), value.encode("ascii"))
     return raw.decode("utf-8", errors="replace")
 
 
@@ -90,7 +93,7 @@ def parse_mail_from(arg: str) -> MailFrom:
         elif name == "RET" and value.upper() in ("FULL", "HDRS"):
             mail.ret = value.upper()
         elif name == "ENVID" and value:
-            mail.envid = decode_xtext(value)[:100]
+            mail.envid = decode_xtext(value, name)[:100]
         elif name == "AUTH":
             pass  # RFC 4954 §5: we may ignore it; the authenticated user is what counts
         else:
@@ -105,7 +108,7 @@ def parse_rcpt_to(arg: str) -> RcptTo:
         if name == "NOTIFY":
             rcpt.notify = _parse_notify(value)
         elif name == "ORCPT" and ";" in value:
-            rcpt.orcpt = decode_xtext(value)[:500]
+            rcpt.orcpt = decode_xtext(value, name)[:500]
         else:
             raise ParamError(f"parameter:{name}")
     return rcpt

@@ -66,6 +66,14 @@ class MailSMTP(SMTP):
     def _create_envelope(self) -> MailEnvelope:
         return MailEnvelope()
 
+    def _set_post_data_state(self) -> None:
+        """A new envelope (after a message, RSET, EHLO, HELO, STARTTLS): a BDAT body the
+        old one was collecting is dropped with it (RFC 3030 §4: RSET or a new EHLO
+        discards the transaction), its spool closed rather than left to the collector."""
+        if getattr(self, "envelope", None) is not None:
+            self._discard_bdat()
+        super()._set_post_data_state()
+
     # Plain methods, not properties: aiosmtpd's __init__ runs inspect.getmembers(self),
     # which would evaluate properties before the session exists.
     def tx(self) -> MailEnvelope:

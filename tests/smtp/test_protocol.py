@@ -286,3 +286,52 @@ def test_addresses_that_are_not_utf8_get_553_and_the_session_goes_on(mailserver,
         b"250 2.0.0",
         b"221 Bye\r\n",
     ]
+
+
+def test_dsn_xtext_that_is_not_printable_ascii_gets_555_and_the_session_goes_on(
+    mailserver, live_personas
+):
+    """RFC 3461 §4: ENVID and ORCPT are xtext, printable US-ASCII with "+HH" escapes.
+    Other bytes are a bad parameter (outside fuzzing found one reaching a traceback)."""
+    bob = live_personas["bob"]
+    replies = talk(
+        mailserver.port("smtp"),
+        [
+            b"EHLO client.test\r\n",
+            b"MAIL FROM:<a@remote.test> ENVID=x\x8f+41\r\n",
+            b"MAIL FROM:<a@remote.test> ENVID=ok+2Bid\r\n",
+            b"RCPT TO:<" + bob.address.encode() + b"> ORCPT=rfc822;b\xc3\xa9b@example.org\r\n",
+            b"RCPT TO:<" + bob.address.encode() + b"> ORCPT=rfc822;bob+40example.org\r\n",
+            b"QUIT\r\n",
+        ],
+        expect=6,
+    )
+    assert [r[:9] for r in replies] == [
+        b"250 HELP\r",
+        b"555 5.5.4",
+        b"250 2.0.0",
+        b"555 5.5.4",
+        b"250 2.0.0",
+        b"221 Bye\r\n",
+    ]
+
+
+def test_a_new_ehlo_discards_a_bdat_body_in_progress(mailsystem, live_personas):
+    """RFC 3030 §4 with RFC 5321 §4.1.4: EHLO resets the transaction, so the chunks
+    received so far make no message; the next transaction starts clean."""
+    bob = live_personas["bob"]
+    rcpt = b"RCPT TO:<" + bob.address.encode() + b">\r\n"
+    replies = talk(
+        mailsystem.port("smtp"),
+        [
+            b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n" + rcpt,
+            b"BDAT 7\r\nSubject",
+            b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n" + rcpt,
+            b"BDAT 14 LAST\r\nSubject: b\r\n\r\n",
+            b"QUIT\r\n",
+        ],
+        expect=9,
+    )
+    assert [r[:3] for r in replies] == [b"250"] * 8 + [b"221"]
+    [message] = wait_for_messages(bob.id, 1)
+    assert stored_bytes(message).endswith(b"\r\nSubject: b\r\n\r\n")
