@@ -164,7 +164,7 @@ class MailHandler:
     def _check_submission(self, user, envelope, spool: Spool):
         """The From header must be the user's (RFC 6409 §4.4 lets us refuse); add a
         Message-ID and Date the client left out (RFC 6409 §8)."""
-        head = spool.head(headers.HEADER_SCAN_LIMIT)
+        head = headers.parse_head(spool.head(headers.HEADER_SCAN_LIMIT))
         authors = headers.from_addresses(head)
         # MAIL FROM passed the same check moments ago (handle_MAIL): an author who is the
         # envelope sender, as is usual, costs no second trip through the accounts.

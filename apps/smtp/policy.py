@@ -117,10 +117,8 @@ def rate_counted_in_memory() -> bool:
 def take_send_slot(user_id: int) -> bool:
     """Per-user submission rate (messages per hour); False when the user is over it."""
     key = f"smtp:rate:{user_id}"
-    cache.add(key, 0, RATE_WINDOW_SECONDS)
-    try:
+    try:  # one cache operation for every message but the first of the hour
         count = cache.incr(key)
-    except ValueError:
-        cache.add(key, 1, RATE_WINDOW_SECONDS)
-        count = 1
+    except ValueError:  # no count yet, or its hour is over: this message opens a window
+        count = 1 if cache.add(key, 1, RATE_WINDOW_SECONDS) else cache.incr(key)
     return count <= settings.SUBMISSION_RATE_PER_HOUR
