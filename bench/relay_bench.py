@@ -14,8 +14,10 @@ percentile).
 
 SQLite and the filesystem broker by default; with DATABASE_URL and REDIS_URL set,
 PostgreSQL (a scratch database, created and dropped), Redis and a separate worker.
+`--accept-only` runs no worker and measures submission acceptance alone, as
+`bench/smtp_load.py --accept-only` measures the MX listener's.
 
-    .venv/bin/python bench/relay_bench.py [--messages 2000] [--sessions 10]
+    .venv/bin/python bench/relay_bench.py [--messages 2000] [--sessions 10] [--accept-only]
 """
 
 from __future__ import annotations
@@ -196,6 +198,21 @@ def process_cpu(server: subprocess.Popen, worker: subprocess.Popen | None) -> di
     return {"server": own, "worker": workers}
 
 
+def measure_acceptance(port: int, sessions: int, total: int, cpu: Callable[[], dict]) -> dict:
+    """Submission alone: no worker runs, the accepted messages wait in the Incoming table."""
+    asyncio.run(submit_all(port, 1, 1))  # warms the server as the end-to-end run does
+    cpu_before = cpu()
+    started = time.time()
+    accepted = asyncio.run(submit_all(port, sessions, total // sessions))
+    submitted = time.time() - started
+    used = cpu()["server"] - cpu_before["server"]
+    return {
+        "submitted": len(accepted),
+        "accept_rate": len(accepted) / submitted,
+        "cpu": {"server": used / len(accepted)},
+    }
+
+
 def measure(
     sink: Sink, port: int, sessions: int, total: int, timeout: float, cpu: Callable[[], dict]
 ) -> dict:
@@ -263,6 +280,12 @@ def run(options: argparse.Namespace, data_dir: str, url: str, db_name: str) -> d
         manage(env, "migrate", "--noinput")
         manage(env, "domain", "add", "bench.test")  # with its RSA and Ed25519 keys
         manage(env, "user", "add", SENDER, "--password", PASSWORD, "--quota", "0")
+        if options.accept_only:
+            alone, port = start_server(env, embedded_worker=False)
+            server = alone  # stopped below
+            return measure_acceptance(
+                port, options.sessions, options.messages, lambda: process_cpu(alone, None)
+            )
         server, port = start_server(env, embedded_worker=not url)
         worker = start_worker(env) if url else None
         return measure(
@@ -285,6 +308,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument(
+        "--accept-only", action="store_true", help="no worker: measure submission alone"
+    )
     options = parser.parse_args()
     url = os.environ.get("DATABASE_URL", "")
     db_name = create_pg_database(url) if url else ""
@@ -295,6 +321,14 @@ def main() -> None:
         if db_name:
             drop_pg_database(url, db_name)
     backend = "PostgreSQL + Redis" if url else "SQLite + filesystem broker"
+    if options.accept_only:
+        print(
+            f"{backend}, no worker: {result['submitted']} submitted over {options.sessions} "
+            f"STARTTLS+AUTH sessions at {result['accept_rate']:,.0f} msgs/s; CPU per message: "
+            f"server {result['cpu']['server'] * 1000:.2f} ms",
+            flush=True,
+        )
+        return
     print(
         f"{backend}: {result['submitted']} submitted over {options.sessions} STARTTLS+AUTH "
         f"sessions at {result['accept_rate']:,.0f} msgs/s; {result['delivered']:.0f} "

@@ -7,6 +7,7 @@ bytes they are (RFC 5321 §2.3.8; the 2023 SMTP smuggling advisories).
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from typing import IO
 
@@ -51,7 +52,7 @@ class Spool:
 class DataDecoder:
     """Feed it the DATA stream in pieces of any size; it writes the unstuffed body to the
     spool and says when the end line came. Only CRLF ends a line. The reader must not
-    read past the end line: reading up to each ".\r\n" (as the listener does) never does.
+    read past the end line: `read_piece` never does.
     """
 
     # An unfinished line longer than this is written out as it comes (bounded memory).
@@ -79,6 +80,18 @@ class DataDecoder:
             self._write_unfinished()
         return self.done
 
+    def separator(self) -> bytes | None:
+        """What the next read may run up to without passing the end line, given what came
+        so far; None when the next byte alone may start it (at the start of a line)."""
+        if self.mid_line:
+            return b"\n.\r\n"
+        if not self.unfinished:
+            return None
+        if self.unfinished in (b".", b".\r"):  # the end line itself may be under way
+            return b"\n"
+        # Mid-line: the end line starts after a CRLF, whose CR may have come already.
+        return b"\n.\r\n"
+
     def _write_unfinished(self) -> None:
         # A trailing CR stays: with the next piece's LF it ends the line.
         keep = 1 if self.unfinished.endswith(b"\r") else 0
@@ -86,6 +99,20 @@ class DataDecoder:
         self.spool.write(head if self.mid_line else _unstuff(head))
         self.unfinished = self.unfinished[len(head) :]
         self.mid_line = True
+
+
+async def read_piece(reader: asyncio.StreamReader, decoder: DataDecoder) -> bytes:
+    """The next piece of the DATA stream for `decoder`: as much as the reader holds, up to
+    a place where the end line may be, and never past it, so that commands pipelined
+    behind the data stay in the reader (RFC 2920 §3.1). A message whose lines end in "."
+    comes in one or two pieces, not one per line as reading up to each ".\r\n" did."""
+    separator = decoder.separator()
+    if separator is None:
+        return await reader.readexactly(1)
+    try:
+        return await reader.readuntil(separator)
+    except asyncio.LimitOverrunError as overrun:  # a long stretch without one: take it
+        return await reader.read(overrun.consumed)
 
 
 def _unstuff(line: bytes) -> bytes:

@@ -62,9 +62,24 @@ class MailHandler:
             and not (self.plaintext_auth_allowed(server.peer_ip()))
         ):
             return replies.MUST_STARTTLS
-        if user is not None:
-            return await in_thread(policy.check_sender, user.pk, mail.address)
-        return replies.OK
+        if user is None:
+            return replies.OK
+        verdict = self._quick_sender_verdict(user.pk, mail.address)
+        if verdict is None:
+            verdict = await in_thread(policy.check_sender, user.pk, mail.address)
+        return verdict
+
+    @staticmethod
+    def _quick_sender_verdict(user_id: int, address: str) -> str | None:
+        """MAIL FROM's verdict from the loop's own SQLite reader when it can give one at
+        once, as RCPT's below; None sends the check to a database thread."""
+        reader = loopreader.for_this_thread()
+        if reader is None:
+            return None
+        try:
+            return policy.check_sender_quickly(user_id, address, reader.fetch_one)
+        except sqlite3.Error:  # busy, or anything else: the thread's connection will tell
+            return None
 
     async def handle_RCPT(self, server, session, envelope, rcpt: RcptTo):
         user = session.auth_data if session.authenticated else None
@@ -145,7 +160,7 @@ class MailHandler:
     def _check_submission(self, user, envelope, spool: Spool):
         """The From header must be the user's (RFC 6409 §4.4 lets us refuse); add a
         Message-ID and Date the client left out (RFC 6409 §8)."""
-        head = spool.head(headers.HEADER_SCAN_LIMIT)
+        head = headers.parse_head(spool.head(headers.HEADER_SCAN_LIMIT))
         authors = headers.from_addresses(head)
         # MAIL FROM passed the same check moments ago (handle_MAIL): an author who is the
         # envelope sender, as is usual, costs no second trip through the accounts.

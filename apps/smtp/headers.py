@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from email.headerregistry import Address
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.policy import SMTPUTF8
 from email.utils import format_datetime, getaddresses, make_msgid
@@ -51,9 +52,16 @@ def header_block(head: bytes) -> bytes:
     return head
 
 
-def from_addresses(head: bytes) -> list[str]:
+def parse_head(head: bytes) -> EmailMessage:
+    """The header fields of a message whose start is `head`, parsed once for the checks
+    below (values are parsed only when one is asked for)."""
+    parsed = BytesHeaderParser(policy=SMTPUTF8).parsebytes(header_block(head))
+    assert isinstance(parsed, EmailMessage)  # what the SMTPUTF8 policy makes
+    return parsed
+
+
+def from_addresses(headers: EmailMessage) -> list[str]:
     """Addresses in the From header(s), lower-cased; none when a From does not parse."""
-    headers = BytesHeaderParser(policy=SMTPUTF8).parsebytes(header_block(head))
     try:
         values = [str(v) for v in headers.get_all("From", [])]
         return [addr.lower() for _, addr in getaddresses(values) if addr]
@@ -61,9 +69,8 @@ def from_addresses(head: bytes) -> list[str]:
         return []
 
 
-def missing_submission_headers(head: bytes, sender: str, hostname: str) -> bytes:
+def missing_submission_headers(headers: EmailMessage, sender: str, hostname: str) -> bytes:
     """Message-ID and Date a submission client left out (RFC 6409 §8.2, §8.3)."""
-    headers = BytesHeaderParser(policy=SMTPUTF8).parsebytes(header_block(head))
     present = {name.lower() for name in headers}  # names only: values may not parse
     added = b""
     if "message-id" not in present:

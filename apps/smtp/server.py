@@ -18,7 +18,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException, s
 
 from apps.mailserver.limits import ConnectionLimiter
 from apps.smtp import replies
-from apps.smtp.data import DataDecoder, Spool
+from apps.smtp.data import DataDecoder, Spool, read_piece
 from apps.smtp.params import MailFrom, ParamError, parse_mail_from, parse_rcpt_to
 
 log = logging.getLogger(__name__)
@@ -378,9 +378,14 @@ class MailSMTP(SMTP):
         if arg:
             await self.push("501 5.5.4 Syntax: RSET")
             return
-        self._discard_bdat()
         self._set_rset_state()
         await self.push(replies.OK)
+
+    def _set_rset_state(self) -> None:
+        """aiosmtpd's reset of the transaction, for RSET, EHLO and HELO alike (RFC 5321
+        §4.1.4): the chunks of a BDAT transaction cut short go with it."""
+        self._discard_bdat()
+        super()._set_rset_state()
 
     def _discard_bdat(self) -> None:
         envelope = self.envelope
@@ -415,14 +420,9 @@ class MailSMTP(SMTP):
         try:
             async with asyncio.timeout(replies.DATA_TOTAL_TIMEOUT):
                 while not decoder.done:
-                    # Up to the next ".\r\n": the whole message in one read unless a line
-                    # ends in "." or it outgrows the buffer. Never past the end line.
-                    try:
-                        # asyncio.timeout, not wait_for: that makes a task per read.
-                        async with asyncio.timeout(replies.DATA_BLOCK_TIMEOUT):
-                            piece = await self._reader.readuntil(b".\r\n")
-                    except asyncio.LimitOverrunError as overrun:
-                        piece = await self._reader.read(overrun.consumed)
+                    # asyncio.timeout, not wait_for: that makes a task per read.
+                    async with asyncio.timeout(replies.DATA_BLOCK_TIMEOUT):
+                        piece = await read_piece(self._reader, decoder)
                     self._reset_timeout()
                     decoder.feed(piece)
         except TimeoutError:

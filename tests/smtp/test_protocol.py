@@ -3,6 +3,7 @@ big messages, and smuggling attempts."""
 
 from __future__ import annotations
 
+import gc
 import smtplib
 import socket
 
@@ -112,6 +113,25 @@ def test_bdat_without_recipients_is_refused_but_its_data_is_consumed(mailsystem,
         expect=3,
     )
     assert [r[:3] for r in replies] == [b"250", b"503", b"250"]
+
+
+@pytest.mark.parametrize("reset", [b"EHLO again.test", b"HELO again.test", b"RSET"])
+def test_a_bdat_transaction_cut_short_by_a_reset_frees_its_chunks(mailserver, live_personas, reset):
+    """RFC 3030 §4: RSET ends a BDAT transaction; RFC 5321 §4.1.4: so do EHLO and HELO.
+    The chunks held so far are freed then, not left to the garbage collector (whose
+    ResourceWarning for an unclosed spool fails this test under filterwarnings=error)."""
+    bob = live_personas["bob"]
+    replies = talk(
+        mailserver.port("smtp"),
+        [
+            b"EHLO client.test\r\nMAIL FROM:<a@remote.test>\r\n",
+            b"RCPT TO:<" + bob.address.encode() + b">\r\nBDAT 5\r\nfirst",
+            reset + b"\r\nQUIT\r\n",
+        ],
+        expect=6,
+    )
+    assert [r[:3] for r in replies] == [b"250", b"250", b"250", b"250", b"250", b"221"]
+    gc.collect()
 
 
 def test_an_smtputf8_address_and_8bit_body_are_delivered(mailsystem, live_personas):
