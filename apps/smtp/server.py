@@ -381,12 +381,6 @@ class MailSMTP(SMTP):
         self._set_rset_state()
         await self.push(replies.OK)
 
-    def _set_rset_state(self) -> None:
-        """aiosmtpd's reset of the transaction, for RSET, EHLO and HELO alike (RFC 5321
-        §4.1.4): the chunks of a BDAT transaction cut short go with it."""
-        self._discard_bdat()
-        super()._set_rset_state()
-
     def _discard_bdat(self) -> None:
         envelope = self.envelope
         if isinstance(envelope, MailEnvelope) and envelope.bdat is not None:
