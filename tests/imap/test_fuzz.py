@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.fuzzing import mutated
 from tests.imap.conftest import Raw, deliver, message, status
 from tests.leaks import leaked, tracebacks
 
@@ -45,44 +46,28 @@ VALID = [
 ]
 
 
-@st.composite
-def commands(draw) -> bytes:
+# IMAP's own delimiters and literal markers, spliced into valid commands.
+IMAP_JUNK = [
+    b"(",
+    b")",
+    b"{5}",
+    b"{999999999}",
+    b"\\",
+    b'"',
+    b"*",
+    b"~{3}",
+    b"$",
+    b"[",
+    b"]",
+    b"<1.2>",
+    b"\x00",
+    b" ",
+]
+
+
+def commands() -> st.SearchStrategy[bytes]:
     """A valid command, mutated: bytes flipped, cut, repeated or spliced with junk."""
-    if draw(st.integers(0, 9)) == 0:
-        return draw(st.binary(max_size=200)).replace(b"\n", b" ")
-    data = bytearray(draw(st.sampled_from(VALID)))
-    for _ in range(draw(st.integers(0, 4))):
-        kind = draw(st.sampled_from(["flip", "cut", "insert", "repeat"]))
-        at = draw(st.integers(0, max(len(data) - 1, 0)))
-        if kind == "flip" and data:
-            data[at] = draw(st.integers(0, 255))
-        elif kind == "cut":
-            del data[at : at + draw(st.integers(1, 10))]
-        elif kind == "insert":
-            junk = draw(
-                st.sampled_from(
-                    [
-                        b"(",
-                        b")",
-                        b"{5}",
-                        b"{999999999}",
-                        b"\\",
-                        b'"',
-                        b"*",
-                        b"~{3}",
-                        b"$",
-                        b"[",
-                        b"]",
-                        b"<1.2>",
-                        b"\x00",
-                        b" ",
-                    ]
-                )
-            )
-            data[at:at] = junk
-        elif kind == "repeat":
-            data[at:at] = data[at : at + 20] * draw(st.integers(2, 30))
-    return bytes(data).replace(b"\n", b" ")
+    return mutated(VALID, IMAP_JUNK)
 
 
 class Fuzzed:
